@@ -1,0 +1,48 @@
+"""`wiserock-sandbox`: serve the sandbox until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import signal
+import sys
+
+from tap_wiserock_api.sandbox.server import Faults, Sandbox, SandboxHTTPServer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="wiserock-sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--users", type=int, default=2500)
+    parser.add_argument("--notes", type=int, default=12000)
+    parser.add_argument("--max-rows", type=int, default=1000)
+    parser.add_argument("--token-lifetime", type=int, default=3600, help="seconds")
+    parser.add_argument("--rate-limit-every", type=int, default=0)
+    parser.add_argument("--error-every", type=int, default=0)
+    parser.add_argument("--error-status", type=int, default=503)
+    parser.add_argument("--drop-every", type=int, default=0)
+    parser.add_argument("--url-file", type=pathlib.Path, help="write the base URL here once listening")
+    args = parser.parse_args(argv)
+
+    faults = Faults(max_rows=args.max_rows, token_lifetime=args.token_lifetime,
+                    rate_limit_every=args.rate_limit_every, error_every=args.error_every,
+                    error_status=args.error_status, drop_every=args.drop_every)
+    sandbox = Sandbox(seed=args.seed, users=args.users, notes=args.notes, faults=faults)
+    server = SandboxHTTPServer(sandbox, args.host, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"wiserock-sandbox listening on {server.url} "
+          f"({args.users} users, {args.notes} notes, seed {args.seed})", flush=True)
+    if args.url_file:
+        args.url_file.write_text(server.url)
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
