@@ -151,7 +151,7 @@ class PostgrestStream(RESTStream[t.Optional[int]]):
     @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """Retry-After when the server sent one, else exponential from `retry_wait_seconds`."""
-        base = self.config["retry_wait_seconds"]
+        base = float(self.config["retry_wait_seconds"])  # JSON config numbers arrive as Decimal
         attempt = 0
         exception = yield  # type: ignore[misc]
         while True:

@@ -7,6 +7,8 @@ import sys
 from functools import cached_property
 
 import requests
+import simplejson
+from dotenv import find_dotenv, load_dotenv
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -24,7 +26,9 @@ else:
 
 # Failures a user can act on: reported in one line, without a traceback.
 EXPECTED_FAILURES = (FatalAPIError, RetriableAPIError, SourceDataError, requests.RequestException,
-                     FileNotFoundError, json.JSONDecodeError)
+                     FileNotFoundError)
+# singer-sdk reads config files with simplejson.
+CONFIG_SYNTAX_ERRORS = (json.JSONDecodeError, simplejson.JSONDecodeError)
 
 
 class TapWiseRockApi(Tap):
@@ -74,8 +78,14 @@ class TapWiseRockApi(Tap):
 
 def main() -> None:
     """Console entry point: expected failures end in one line on stderr and exit 1."""
+    # For `--config ENV`: singer-sdk looks for .env beside its own package, not in the
+    # working directory. Variables already in the environment win over the file.
+    load_dotenv(find_dotenv(usecwd=True), override=False)
     try:
         TapWiseRockApi.cli()
+    except CONFIG_SYNTAX_ERRORS as exc:
+        print(f"tap-wiserock-api: error: a --config file is not valid JSON: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     except EXPECTED_FAILURES as exc:
         print(f"tap-wiserock-api: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

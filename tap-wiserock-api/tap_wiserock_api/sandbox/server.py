@@ -64,6 +64,7 @@ class Faults:
     error_every: int = 0  # answer every Nth read with `error_status`
     error_status: int = 503
     drop_every: int = 0  # close the connection without answering every Nth read
+    latency: float = 0.0  # seconds added to every read
     # Run an action (delete rows, expire tokens, ...) just before serving read number N.
     on_request: dict[int, RequestAction] = dataclasses.field(default_factory=dict)
 
@@ -73,6 +74,8 @@ class Stats:
     logins: int = 0
     refreshes: int = 0
     reads: int = 0
+    token_requests: int = 0
+    read_log: list[tuple[float, int]] = dataclasses.field(default_factory=list)  # (time, status)
     statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     issued_tokens: list[str] = dataclasses.field(default_factory=list)
 
@@ -131,6 +134,10 @@ class Sandbox:
 
     def insert_rows(self, table: str, rows: t.Iterable[Row]) -> None:
         self.replace_rows(table, [*self.rows(table), *rows])
+
+    def drop_table(self, table: str) -> None:
+        with self._lock:
+            del self._tables[table], self._ids[table]
 
     def expire_tokens(self) -> None:
         """Make every access token issued so far answer 401 "JWT expired"."""
@@ -328,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_json(self, status: int, payload: t.Any, headers: dict[str, str] | None = None) -> None:
-        self.server.sandbox.stats.statuses[status] += 1
+        self._count(status)
         body = json.dumps(payload, ensure_ascii=False).encode()
         self._send(status, body, "application/json; charset=utf-8", headers)
 
@@ -347,6 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        sandbox.stats.token_requests += 1
         try:
             self._check_api_key()
             if url.path != "/auth/v1/token":
@@ -365,9 +373,15 @@ class _Handler(BaseHTTPRequestHandler):
                 sandbox.stats.refreshes += 1
             else:
                 raise ApiError(400, {"code": "validation_failed", "message": "unsupported_grant_type"})
-            self._send_json(200, sandbox.issue_session())
+            self._send_json(200, sandbox.issue_session(), self._api_version_header())
         except ApiError as error:
-            self._send_json(error.status, self._auth_error_body(error), {"x-sb-error-code": str(error.body.get("code")), **error.headers})
+            headers = {"x-sb-error-code": str(error.body.get("code")), **self._api_version_header(), **error.headers}
+            self._send_json(error.status, self._auth_error_body(error), headers)
+
+    def _api_version_header(self) -> dict[str, str]:
+        """GoTrue answers in the API version the client asked for, and says which."""
+        version = self.headers.get("X-Supabase-Api-Version")
+        return {"X-Supabase-Api-Version": version} if version else {}
 
     def _auth_error_body(self, error: ApiError) -> dict[str, t.Any]:
         """GoTrue's error shape depends on the X-Supabase-Api-Version request header."""
@@ -385,7 +399,10 @@ class _Handler(BaseHTTPRequestHandler):
         number = sandbox.stats.reads
         if action := faults.on_request.get(number):
             action(sandbox)
+        if faults.latency:
+            time.sleep(faults.latency)
         if faults.drop_every and number % faults.drop_every == 0:
+            self._count(0)  # 0: no answer
             self.close_connection = True
             self.connection.shutdown(2)  # the peer sees the connection dropped mid-request
             return
@@ -405,9 +422,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as error:
             self._send_json(error.status, error.body, error.headers)
 
+    def _count(self, status: int) -> None:
+        stats = self.server.sandbox.stats
+        stats.statuses[status] += 1
+        if self.command == "GET":
+            stats.read_log.append((time.monotonic(), status))
+
     def _send_server_error(self, status: int, retry_after: int) -> None:
         """A gateway-style failure: HTML, not JSON, as Cloudflare and load balancers send."""
-        self.server.sandbox.stats.statuses[status] += 1
+        self._count(status)
         title = _CLOUDFLARE_TITLES.get(status, "Service Temporarily Unavailable")
         html = f"<!DOCTYPE html><html><head><title>{status}: {title}</title></head><body><h1>{title}</h1></body></html>"
         headers = {"Retry-After": str(retry_after)} if status == 503 else {}

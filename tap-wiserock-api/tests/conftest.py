@@ -1,0 +1,111 @@
+"""Fixtures: a sandbox per test, and the tap run as users run it (a subprocess)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import typing as t
+
+import pytest
+
+from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, Faults, Sandbox, SandboxHTTPServer
+
+# What each source spelling of `activeflag` must become, written out independently of the tap.
+EXPECTED_FLAG = {
+    True: True, 1: True, "Y": True, "y": True, "yes": True, "YES": True, "true": True, "TRUE": True, "t": True, "T": True,
+    False: False, 0: False, "N": False, "n": False, "no": False, "No": False, "false": False, "False": False,
+    "f": False, "F": False, None: None,
+}
+
+
+@dataclasses.dataclass
+class TapRun:
+    returncode: int
+    messages: list[dict[str, t.Any]]
+    stdout: str
+    stderr: str
+
+    def records(self, stream: str) -> list[dict[str, t.Any]]:
+        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+    def of_type(self, kind: str) -> list[dict[str, t.Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    @property
+    def last_error_line(self) -> str:
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def start_sandbox() -> t.Iterator[t.Callable[..., SandboxHTTPServer]]:
+    servers: list[SandboxHTTPServer] = []
+
+    def start(*, users: int = 300, notes: int = 1200, **faults: t.Any) -> SandboxHTTPServer:
+        server = SandboxHTTPServer(Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults))).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def tap_config(server: SandboxHTTPServer, **overrides: t.Any) -> dict[str, t.Any]:
+    return {"api_url": server.url, "api_key": SANDBOX_API_KEY, "email": SANDBOX_EMAIL,
+            "password": SANDBOX_PASSWORD, "retry_wait_seconds": 0.01, **overrides}
+
+
+def run_tap(tmp_path: pathlib.Path, config: dict[str, t.Any] | None, *args: str,
+            env: dict[str, str] | None = None, timeout: float = 120) -> TapRun:
+    """Run `tap-wiserock-api` in a subprocess, as Meltano or a shell would."""
+    command = [sys.executable, "-m", "tap_wiserock_api.tap"]
+    if config is not None:
+        config_file = tmp_path / "config.json"
+        config_file.write_text(json.dumps(config))
+        command += ["--config", str(config_file)]
+    process = subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
+                             cwd=tmp_path, env={**os.environ, **(env or {})}, check=False)
+    messages = [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{\"type\"")]
+    return TapRun(process.returncode, messages, process.stdout, process.stderr)
+
+
+def expected_record(row: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A sandbox row as the tap must emit it: booleans, UTC instants, NUL-free text."""
+    record = {}
+    for column, value in row.items():
+        if column == "activeflag":
+            record[column] = EXPECTED_FLAG[value]
+        elif column.endswith("_at") and value is not None:
+            record[column] = dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
+        elif isinstance(value, str):
+            record[column] = value.replace("\x00", "")
+        else:
+            record[column] = value
+    return record
+
+
+def comparable(record: dict[str, t.Any]) -> dict[str, t.Any]:
+    """An emitted record with its timestamps parsed; they must be UTC."""
+    result = dict(record)
+    for column, value in record.items():
+        if column.endswith("_at") and value is not None:
+            instant = dt.datetime.fromisoformat(value)
+            assert instant.utcoffset() == dt.timedelta(0), f"{column} not in UTC: {value}"
+            result[column] = instant
+    return result
+
+
+def assert_same_rows(emitted: list[dict[str, t.Any]], rows: list[dict[str, t.Any]]) -> None:
+    """Same ids, no duplicates, equal values."""
+    ids = [record["id"] for record in emitted]
+    assert len(ids) == len(set(ids)), "duplicate ids emitted"
+    assert sorted(ids) == sorted(row["id"] for row in rows)
+    by_id = {row["id"]: expected_record(row) for row in rows}
+    for record in emitted:
+        assert comparable(record) == by_id[record["id"]]
