@@ -1,0 +1,1 @@
+"""Singer tap for a folder of real-world CSV files."""
