@@ -1,0 +1,63 @@
+"""Running tap-wiserock-csv as users run it, on folders of CSV files made per test."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import typing as t
+
+import pytest
+
+REPO_DATA = pathlib.Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclasses.dataclass
+class TapRun:
+    returncode: int
+    messages: list[dict[str, t.Any]]
+    stderr: str
+
+    def records(self, stream: str) -> list[dict[str, t.Any]]:
+        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+    def schema(self, stream: str) -> dict[str, t.Any]:
+        return next(m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream)
+
+    def properties(self, stream: str) -> dict[str, t.Any]:
+        return self.schema(stream)["schema"]["properties"]
+
+    @property
+    def streams(self) -> list[str]:
+        return [m["stream"] for m in self.messages if m["type"] == "SCHEMA"]
+
+    @property
+    def last_error_line(self) -> str:
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def folder(tmp_path: pathlib.Path) -> pathlib.Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    return data
+
+
+def write(folder: pathlib.Path, name: str, text: str | bytes, encoding: str = "utf-8") -> pathlib.Path:
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode(encoding))
+    return path
+
+
+def run_tap(folder: pathlib.Path, **config: t.Any) -> TapRun:
+    config_file = folder.parent / "config.json"
+    config_file.write_text(json.dumps({"data_dir": str(folder), **config}))
+    process = subprocess.run([sys.executable, "-m", "tap_wiserock_csv.tap", "--config", str(config_file)],
+                             capture_output=True, text=True, timeout=600, cwd=folder.parent,
+                             env=dict(os.environ), check=False)
+    messages = [json.loads(line) for line in process.stdout.splitlines() if line.startswith('{"type"')]
+    return TapRun(process.returncode, messages, process.stderr)
