@@ -150,8 +150,8 @@ class PostgrestStream(RESTStream[t.Optional[int]]):
 
     @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
-        """Retry-After when the server sent one, else exponential from `retry_wait_seconds`."""
-        base = float(self.config["retry_wait_seconds"])  # JSON config numbers arrive as Decimal
+        """Retry-After when the server sent one, else exponential from `retry_wait_ms`."""
+        base = self.config["retry_wait_ms"] / 1000
         attempt = 0
         exception = yield  # type: ignore[misc]
         while True:

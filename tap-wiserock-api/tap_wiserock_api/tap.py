@@ -52,8 +52,8 @@ class TapWiseRockApi(Tap):
                     description="Seconds to wait for one HTTP response before retrying"),
         th.Property("max_attempts", th.IntegerType(minimum=1), default=8, title="Maximum attempts",
                     description="Attempts per request on transient faults (429, 5xx, 52x, dropped connections)"),
-        th.Property("retry_wait_seconds", th.NumberType(minimum=0), default=1.0, title="First retry wait",
-                    description="Seconds before the first retry, doubling up to 60 s; a Retry-After header wins"),
+        th.Property("retry_wait_ms", th.IntegerType(minimum=0), default=1000, title="First retry wait",
+                    description="Milliseconds before the first retry, doubling up to 60 s; a Retry-After header wins"),
         th.Property("user_agent", th.StringType, default="tap-wiserock-api/0.1.0", title="User agent",
                     description="User-Agent header sent with every request"),
     ).to_dict()

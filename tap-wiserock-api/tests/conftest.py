@@ -58,7 +58,7 @@ def start_sandbox() -> t.Iterator[t.Callable[..., SandboxHTTPServer]]:
 
 def tap_config(server: SandboxHTTPServer, **overrides: t.Any) -> dict[str, t.Any]:
     return {"api_url": server.url, "api_key": SANDBOX_API_KEY, "email": SANDBOX_EMAIL,
-            "password": SANDBOX_PASSWORD, "retry_wait_seconds": 0.01, **overrides}
+            "password": SANDBOX_PASSWORD, "retry_wait_ms": 10, **overrides}
 
 
 def run_tap(tmp_path: pathlib.Path, config: dict[str, t.Any] | None, *args: str,

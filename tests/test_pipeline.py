@@ -1,0 +1,101 @@
+"""`meltano run` of each tap into PostgreSQL, checked with SQL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+from tests.conftest import meltano, pipeline_env
+
+EXPECTED_FLAG = {True: True, 1: True, "y": True, "yes": True, "true": True, "t": True,
+                 False: False, 0: False, "n": False, "no": False, "false": False, "f": False, None: None}
+
+
+def flag(value):
+    return EXPECTED_FLAG[value.lower() if isinstance(value, str) else value]
+
+
+def utc_naive(text: str) -> dt.datetime:
+    """The instant a source timestamp means, as the naive UTC value PostgreSQL must hold."""
+    return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def load_api(warehouse, sandbox, **extra):
+    return meltano("run", "tap-wiserock-api", "target-postgres", env=pipeline_env(warehouse, sandbox, **extra))
+
+
+def test_api_tables_match_the_source(warehouse, sandbox):
+    sandbox.sandbox.faults.max_rows = 250  # the server's cap below page_size, as a real project may have
+    result = load_api(warehouse, sandbox)
+    assert result.returncode == 0, result.stderr[-3000:]
+    users, notes = sandbox.sandbox.rows("user"), sandbox.sandbox.rows("note")
+    assert warehouse.ids("stg_wiserock_user") == [row["id"] for row in users]
+    assert warehouse.ids("stg_wiserock_note") == [row["id"] for row in notes]
+
+    types = warehouse.column_types("stg_wiserock_note")
+    assert types["id"] == "bigint" and types["user_id"] == "bigint"
+    assert types["activeflag"] == "boolean" and types["body"] == "text"
+    assert types["created_at"].startswith("timestamp")
+
+    loaded = {row[0]: row[1:] for row in warehouse.query(
+        "select id, user_id, title, body, activeflag, created_at, updated_at from stg_wiserock_note")}
+    for row in notes:
+        assert loaded[row["id"]] == (row["user_id"], row["title"].replace("\x00", ""), row["body"].replace("\x00", ""),
+                                     flag(row["activeflag"]), utc_naive(row["created_at"]), utc_naive(row["updated_at"]))
+    assert any("\x00" in row["body"] for row in notes)  # the sample really had NUL characters
+    assert warehouse.query("select count(*) from stg_wiserock_note where strpos(body, chr(65533)) > 0") == [(0,)]
+    assert any(len(row["body"]) > 100_000 for row in notes)
+
+
+def test_csv_tables_match_the_files(warehouse):
+    result = meltano("run", "tap-wiserock-csv", "target-postgres", env=pipeline_env(warehouse, None))
+    assert result.returncode == 0, result.stderr[-3000:]
+    from elt.settings import PROJECT_DIR
+
+    for file, table in [("Customers.csv", "stg_wiserock_csv_customers"), ("Orders.csv", "stg_wiserock_csv_orders"),
+                        ("Order Items.CSV", "stg_wiserock_csv_order_items")]:
+        with (PROJECT_DIR / "data" / file).open(encoding="utf-8-sig", newline="") as handle:
+            assert warehouse.count(table) == sum(1 for _ in csv.reader(handle)) - 1
+    types = warehouse.column_types("stg_wiserock_csv_customers")
+    assert (types["id"], types["zip_code"], types["active_flag"], types["signup_date"]) == ("bigint", "text", "boolean", "date")
+    assert types["created_at"].startswith("timestamp") and types["credit_limit"] == "numeric"
+    zips = [row[0] for row in warehouse.query("select zip_code from stg_wiserock_csv_customers")]
+    assert any(z.startswith("0") and len(z) == 5 for z in zips)  # leading zeros kept
+
+
+def test_rerun_leaves_the_same_rows(warehouse, sandbox):
+    assert load_api(warehouse, sandbox).returncode == 0
+    checksum = "select md5(string_agg(t::text, '|' order by id)) from (select id, email, activeflag, created_at from stg_wiserock_user) t"
+    before = warehouse.query(checksum)
+    counts = (warehouse.count("stg_wiserock_user"), warehouse.count("stg_wiserock_note"))
+    assert load_api(warehouse, sandbox).returncode == 0
+    assert warehouse.query(checksum) == before
+    assert (warehouse.count("stg_wiserock_user"), warehouse.count("stg_wiserock_note")) == counts
+
+
+def test_rows_deleted_at_the_source_are_gone_after_the_next_run(warehouse, sandbox):
+    assert load_api(warehouse, sandbox).returncode == 0
+    doomed = [row["id"] for row in sandbox.sandbox.rows("note")[::10]]
+    sandbox.sandbox.delete_rows("note", doomed)
+    assert load_api(warehouse, sandbox).returncode == 0
+    assert warehouse.ids("stg_wiserock_note") == [row["id"] for row in sandbox.sandbox.rows("note")]
+
+
+def test_api_down_midway_keeps_the_last_good_run_and_the_next_run_converges(warehouse, sandbox):
+    box = sandbox.sandbox
+    assert load_api(warehouse, sandbox).returncode == 0
+    good_users, good_notes = warehouse.ids("stg_wiserock_user"), warehouse.ids("stg_wiserock_note")
+    # The source changes, then the API goes down in the middle of the note table.
+    box.delete_rows("note", [row["id"] for row in box.rows("note")[:100]])
+    box.delete_rows("user", [row["id"] for row in box.rows("user")[-5:]])
+    reads_so_far = box.stats.reads
+    box.faults.on_request[reads_so_far + 3] = lambda sandbox: setattr(sandbox.faults, "error_every", 1)
+    failed = load_api(warehouse, sandbox, TAP_WISEROCK_API_MAX_ATTEMPTS="2", TAP_WISEROCK_API_PAGE_SIZE="200")
+    assert failed.returncode != 0
+    assert "HTTP 503" in failed.stderr
+    assert set(good_notes) <= set(warehouse.ids("stg_wiserock_note"))  # nothing lost
+    box.faults.error_every = 0
+    assert load_api(warehouse, sandbox).returncode == 0
+    assert warehouse.ids("stg_wiserock_user") == [row["id"] for row in box.rows("user")]
+    assert warehouse.ids("stg_wiserock_note") == [row["id"] for row in box.rows("note")]
+    assert len(good_users) == len(box.rows("user")) + 5
