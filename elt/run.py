@@ -22,6 +22,7 @@ from elt.database import connection_problem, psql_url, start_embedded, stop_embe
 from elt.settings import DEFAULT_SCHEMA, EMBEDDED_URL_VARIABLE, PROJECT_DIR, Database, project_env
 
 JOB = "wiserock-load"
+MELTANO_HINT = f".venv/bin/meltano run --force {JOB}"
 ATTEMPTS = 3
 RETRY_WAIT_SECONDS = (5, 20)
 # Failures worth a rerun: the database went away or restarted, not bad data or credentials.
@@ -62,18 +63,21 @@ def sandbox_api(env: dict[str, str]) -> t.Iterator[None]:
             process.wait(timeout=10)
 
 
-def run_job(env: dict[str, str]) -> tuple[int, str | None]:
-    """Run the Meltano job once; returns its exit code and a transient database error, if seen."""
+def run_job(env: dict[str, str]) -> tuple[int, str | None, bool]:
+    """Run the Meltano job once: its exit code, a transient database error if one was seen,
+    and whether Meltano refused because another run of the job looks alive."""
     meltano = pathlib.Path(sys.executable).with_name("meltano")
     process = subprocess.Popen([str(meltano), "run", JOB], cwd=PROJECT_DIR, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
     transient: str | None = None
+    refused = False
     for line in process.stdout:
         sys.stderr.write(line)
         if match := TRANSIENT_DATABASE_ERROR.search(line):
             transient = match[0]
-    return process.wait(), transient
+        refused = refused or "pipeline is already running" in line
+    return process.wait(), transient, refused
 
 
 def run(attempts: int = ATTEMPTS) -> int:
@@ -91,10 +95,14 @@ def run(attempts: int = ATTEMPTS) -> int:
     context = sandbox_api(env) if not configured.get("API_URL") else contextlib.nullcontext()
     with context:
         for attempt in range(1, attempts + 1):
-            code, transient = run_job(env)
+            code, transient, refused = run_job(env)
             if code == 0:
                 log(f"done. Look at the tables: psql '{psql_url(database)}' (schema {database.schema})")
                 return 0
+            if refused:
+                log("error: Meltano sees another run of this job (a run that was killed looks alive for "
+                    f"5 minutes): wait, or if none is running: {MELTANO_HINT}")
+                return code
             if transient is None:
                 log(f"error: the job failed (exit {code}); the tables keep the last good run's rows. "
                     "Details above and in logs/meltano.log")
