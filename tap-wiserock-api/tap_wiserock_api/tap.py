@@ -56,6 +56,11 @@ class TapWiseRockApi(Tap):
                     description="Milliseconds before the first retry, doubling up to 60 s; a Retry-After header wins"),
         th.Property("user_agent", th.StringType, default="tap-wiserock-api/0.1.0", title="User agent",
                     description="User-Agent header sent with every request"),
+        # singer-sdk reads this setting but does not list it; declared so that --about shows it.
+        th.Property("emit_activate_version_messages", th.BooleanType, default=False,
+                    title="Emit ACTIVATE_VERSION messages",
+                    description="Lets the loader delete rows that are gone from the source "
+                                "(sent after a stream's last record)"),
     ).to_dict()
 
     @cached_property

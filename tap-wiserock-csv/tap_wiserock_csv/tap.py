@@ -50,6 +50,11 @@ class TapWiseRockCsv(Tap):
                     description="fail: stop with an error naming file and line; skip: log, count and leave out"),
         th.Property("add_metadata_columns", th.BooleanType, default=False, title="Add metadata columns",
                     description="Add _sdc_source_file and _sdc_source_lineno to every record"),
+        # singer-sdk reads this setting but does not list it; declared so that --about shows it.
+        th.Property("emit_activate_version_messages", th.BooleanType, default=False,
+                    title="Emit ACTIVATE_VERSION messages",
+                    description="Lets the loader delete rows that are gone from the source "
+                                "(sent after a stream's last record)"),
         th.Property(
             "files",
             th.ArrayType(th.ObjectType(
