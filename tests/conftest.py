@@ -14,12 +14,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from elt.database import connection_problem, start_embedded, stop_embedded
-from elt.settings import EMBEDDED_URL_VARIABLE, PROJECT_DIR, Database
+from elt.database import scratch_server_env, stop_embedded
+from elt.settings import PROJECT_DIR, Database
 from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, Faults, Sandbox, SandboxHTTPServer
 
 MELTANO = pathlib.Path(sys.executable).with_name("meltano")
-LOCAL_SERVER = {"DB_HOST": "127.0.0.1", "DB_PORT": "5432", "DB_USER": "postgres", "DB_PASSWORD": "unused-with-trust-auth", "DB_NAME": "test"}
 
 
 @dataclasses.dataclass
@@ -35,16 +34,8 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Server]:
     """The server named by DB_HOST, else 127.0.0.1:5432 when it answers, else an embedded one."""
-    if os.environ.get("DB_HOST"):
-        yield Server({k: os.environ.get(k, "") for k in LOCAL_SERVER})
-        return
-    local = Server(dict(LOCAL_SERVER))
-    if connection_problem(local.database("public")) is None:
-        yield local
-        return
     folder = tmp_path_factory.mktemp("embedded")
-    url = start_embedded(folder)
-    yield Server({EMBEDDED_URL_VARIABLE: url})
+    yield Server(scratch_server_env(dict(os.environ), folder))
     stop_embedded(folder)
 
 

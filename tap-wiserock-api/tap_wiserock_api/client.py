@@ -9,6 +9,7 @@ import typing as t
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_wiserock_api.errors import SourceDataError, describe, error_code, server_message
@@ -53,6 +54,9 @@ class PostgrestStream(RESTStream[t.Optional[int]]):
     """A full-table read of one PostgREST table, ordered by its integer primary key."""
 
     primary_keys: t.ClassVar[list[str]] = ["id"]
+    # post_process builds every record to the schema already; conforming it again per
+    # record is pure overhead.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapWiseRockApi) -> None:
         super().__init__(tap=tap)

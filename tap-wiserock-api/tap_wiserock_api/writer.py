@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.singerlib import ActivateVersionMessage, Message
+from singer_sdk.singerlib import ActivateVersionMessage, Message, RecordMessage
 
 
 class ActivateVersionAtEndWriter(MsgSpecWriter):
@@ -23,6 +25,11 @@ class ActivateVersionAtEndWriter(MsgSpecWriter):
     def write_message(self, message: Message) -> None:
         if isinstance(message, ActivateVersionMessage):
             self._held.append(message)
+            return
+        if isinstance(message, RecordMessage):
+            # Records ride in the stdout buffer (flushed when full, and before any other
+            # message): a flush per record is a system call per record.
+            sys.stdout.buffer.write(self.format_message(message))
             return
         super().write_message(message)
 

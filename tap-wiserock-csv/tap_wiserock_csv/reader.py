@@ -89,9 +89,9 @@ def read_rows(path: pathlib.Path, dialect: Dialect) -> t.Iterator[Row | BadRow]:
 
 
 def _with_nulls(fields: list[str], raw: str, dialect: Dialect) -> list[str | None]:
-    # csv.reader returns "" for both `,,` and `,"",`; only the unquoted one is null. A row
-    # without `""` has no quoted empty field, so the quote-aware scan is rarely needed.
-    quoted = _quoted_fields(raw, dialect) if '""' in raw else None
+    # csv.reader returns "" for both `,,` and `,"",`; only the unquoted one is null. Quoting
+    # matters only for empty fields, and only a row holding `""` can have a quoted one.
+    quoted = _quoted_fields(raw, dialect) if "" in fields and '""' in raw else None
     if quoted is None or len(quoted) != len(fields):
         return [None if not value or (len(value) == 4 and value.upper() == "NULL") else value for value in fields]
     return [None if (not value and not was_quoted) or (len(value) == 4 and value.upper() == "NULL") else value

@@ -8,6 +8,7 @@ import sys
 import typing as t
 
 from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.inference import KINDS, ColumnProfile, converter, json_schema
@@ -118,6 +119,10 @@ def plan_file(path: pathlib.Path, label: str, stream: str, dialect: Dialect,
 
 class CsvFileStream(Stream):
     """A CSV file's rows as typed records, in file order."""
+
+    # FilePlan.check builds every record to the schema already; conforming it again per
+    # record is pure overhead.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapWiseRockCsv, plan: FilePlan) -> None:
         self.plan = plan
