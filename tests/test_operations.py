@@ -82,6 +82,7 @@ def test_killed_run_keeps_the_last_good_run_and_the_next_run_converges(warehouse
 def test_dropped_database_connections_are_retried_by_rerunning_the_job(warehouse, sandbox):
     """The database drops the loader's connection in the middle of a write; the runner reruns."""
     box = sandbox.sandbox
+    box.faults.latency = 0.05  # the note pages take a moment: the lock is in place before the write
     env = pipeline_env(warehouse, sandbox, TAP_WISEROCK_API_PAGE_SIZE="200")
     dropped = threading.Event()
     note_table = f'"{warehouse.schema}".stg_wiserock_note'

@@ -77,8 +77,13 @@ def test_rows_deleted_at_the_source_are_gone_after_the_next_run(warehouse, sandb
     assert load_api(warehouse, sandbox).returncode == 0
     doomed = [row["id"] for row in sandbox.sandbox.rows("note")[::10]]
     sandbox.sandbox.delete_rows("note", doomed)
-    assert load_api(warehouse, sandbox).returncode == 0
+    result = meltano("run", "wiserock-report:snapshot", "tap-wiserock-api", "target-postgres", "wiserock-report:summary",
+                     env=pipeline_env(warehouse, sandbox))
+    assert result.returncode == 0, result.stderr[-3000:]
     assert warehouse.ids("stg_wiserock_note") == [row["id"] for row in sandbox.sandbox.rows("note")]
+    output = (result.stdout + result.stderr).splitlines()
+    (summary,) = [line.split() for line in output if "wiserock-report" in line and " stg_wiserock_note " in line]
+    assert summary[-3:] == [str(len(sandbox.sandbox.rows("note"))), "0", str(len(doomed))]  # rows, added, deleted
 
 
 def test_api_down_midway_keeps_the_last_good_run_and_the_next_run_converges(warehouse, sandbox):

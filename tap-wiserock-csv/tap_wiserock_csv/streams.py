@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import sys
 import typing as t
@@ -63,6 +64,22 @@ class FilePlan:
     keys: list[str]
     forced: frozenset[str]
 
+    def problem(self, row: Row) -> BadRow | None:
+        """Why the row is bad, or None: the first pass checks only what can fail."""
+        if self.forced:  # a forced type is only checked by converting the value
+            result = self.check(row)
+            return result if isinstance(result, BadRow) else None
+        if len(row.values) != len(self.columns):
+            return BadRow(row.lineno, f"expected {len(self.columns)} fields, found {len(row.values)}")
+        for index in self.key_positions:
+            if row.values[index] is None:
+                return BadRow(row.lineno, f"key column {self.columns[index]!r} is null")
+        return None
+
+    @functools.cached_property
+    def key_positions(self) -> list[int]:
+        return [self.columns.index(key) for key in self.keys]
+
     def check(self, row: Row) -> dict[str, t.Any] | BadRow:
         """The row's typed record, or why it is bad."""
         if len(row.values) != len(self.columns):
@@ -104,8 +121,8 @@ def plan_file(path: pathlib.Path, label: str, stream: str, dialect: Dialect,
                     keys, frozenset(override.column_types))
     profiles = [ColumnProfile() for _ in columns]
     for row in rows:
-        problem = row if isinstance(row, BadRow) else plan.check(row)
-        if isinstance(problem, BadRow):
+        problem = row if isinstance(row, BadRow) else plan.problem(row)
+        if problem is not None:
             if not skip_bad_rows:
                 raise CsvInputError(f"{label} line {problem.lineno}: {problem.reason}")
             continue
