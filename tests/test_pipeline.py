@@ -7,8 +7,9 @@ import datetime as dt
 
 from tests.conftest import meltano, pipeline_env
 
-EXPECTED_FLAG = {True: True, 1: True, "y": True, "yes": True, "true": True, "t": True,
-                 False: False, 0: False, "n": False, "no": False, "false": False, "f": False, None: None}
+# Lower-cased source spellings; as dict keys, 1 and 0 are True and False.
+EXPECTED_FLAG = {True: True, "y": True, "yes": True, "true": True, "t": True,
+                 False: False, "n": False, "no": False, "false": False, "f": False, None: None}
 
 
 def flag(value):
