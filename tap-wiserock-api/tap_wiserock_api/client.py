@@ -40,14 +40,14 @@ class KeysetPaginator(BaseAPIPaginator[t.Optional[int]]):
     server's max-rows cap may be below the page size. It stops at the first empty page.
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, last_key_of_page: t.Callable[[], int | None]) -> None:
         super().__init__(None)
-        self._key = key
+        self._last_key_of_page = last_key_of_page
 
     @override
     def get_next(self, response: requests.Response) -> int | None:
-        rows = response.json()
-        return rows[-1][self._key] if rows else None
+        # The stream parsed this response already; parsing a page of large notes twice is waste.
+        return self._last_key_of_page()
 
 
 class PostgrestStream(RESTStream[t.Optional[int]]):
@@ -63,6 +63,7 @@ class PostgrestStream(RESTStream[t.Optional[int]]):
         self.session = tap.session
         self.message_writer = tap.message_writer
         self._converters = {name: converter_for(prop) for name, prop in self.schema["properties"].items()}
+        self._last_key_of_page: int | None = None
 
     @property
     @override
@@ -91,7 +92,7 @@ class PostgrestStream(RESTStream[t.Optional[int]]):
 
     @override
     def get_new_paginator(self) -> KeysetPaginator:
-        return KeysetPaginator(self.primary_keys[0])
+        return KeysetPaginator(lambda: self._last_key_of_page)
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
@@ -129,6 +130,7 @@ class PostgrestStream(RESTStream[t.Optional[int]]):
         rows = response.json()
         if not isinstance(rows, list):
             raise FatalAPIError(f"reading table '{self.name}': expected a JSON array, got {type(rows).__name__}")
+        self._last_key_of_page = rows[-1][self.primary_keys[0]] if rows else None
         return rows
 
     @override
