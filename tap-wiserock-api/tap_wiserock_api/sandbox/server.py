@@ -225,8 +225,10 @@ class Sandbox:
                     raise postgrest_error(416, "PGRST103", "Requested range not satisfiable",
                                           details="The lower boundary must be lower than or equal to the upper boundary")
                 lower = max(lower, first)
-                upper = last if upper is None else min(upper, last) if last is not None else upper
-        upper = lower + self.faults.max_rows - 1 if upper is None else min(upper, lower + self.faults.max_rows - 1)
+                if last is not None:
+                    upper = last if upper is None else min(upper, last)
+        capped = lower + self.faults.max_rows - 1  # db-max-rows: silently intersected into every read
+        upper = capped if upper is None else min(upper, capped)
         page = selected[lower:upper + 1] if upper >= lower else []
         total = len(selected) if prefer and "count=exact" in prefer else None
         status = 200
