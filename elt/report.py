@@ -67,17 +67,20 @@ class Report:
     def _table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.schema, name)
 
+    def _run_table(self) -> sql.Identifier:
+        return sql.Identifier(self.meta_schema, "run")  # when the last snapshot was taken
+
     def _keys_table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.meta_schema, f"keys_{name}")
 
     def snapshot(self) -> None:
         self.connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.meta_schema)))
         self.connection.execute(sql.SQL("create table if not exists {} (started_at timestamptz not null)")
-                                .format(sql.Identifier(self.meta_schema, "run")))
+                                .format(self._run_table()))
         with self.connection.transaction():
-            self.connection.execute(sql.SQL("delete from {}").format(sql.Identifier(self.meta_schema, "run")))
+            self.connection.execute(sql.SQL("delete from {}").format(self._run_table()))
             self.connection.execute(sql.SQL("insert into {} values (now())")
-                                    .format(sql.Identifier(self.meta_schema, "run")))
+                                    .format(self._run_table()))
         for table, keys in self.staging_tables().items():
             if not keys:
                 continue
@@ -122,7 +125,7 @@ class Report:
         if not self._exists(self.meta_schema, "run"):
             return None
         row = self.connection.execute(sql.SQL("select extract(epoch from now() - started_at) from {}")
-                                      .format(sql.Identifier(self.meta_schema, "run"))).fetchone()
+                                      .format(self._run_table())).fetchone()
         return float(row[0]) if row else None
 
     def _count(self, query: sql.Composed) -> int:

@@ -18,7 +18,7 @@ import tempfile
 import time
 import typing as t
 
-from elt.database import connection_problem, psql_url, start_embedded, stop_embedded
+from elt.database import EMBEDDED_DATA_DIR, connection_problem, psql_url, start_embedded, stop_embedded
 from elt.settings import DEFAULT_SCHEMA, EMBEDDED_URL_VARIABLE, PROJECT_DIR, Database, project_env
 
 JOB = "wiserock-load"
@@ -85,7 +85,7 @@ def run(attempts: int = ATTEMPTS) -> int:
     env = dict(os.environ)
     if not configured.get("DB_HOST"):
         env[EMBEDDED_URL_VARIABLE] = start_embedded(PROJECT_DIR)
-        log(f"no DB_HOST configured: using the embedded PostgreSQL in {PROJECT_DIR / '.pgdata'}")
+        log(f"no DB_HOST configured: using the embedded PostgreSQL in {PROJECT_DIR / EMBEDDED_DATA_DIR}")
     if not configured.get("DB_SCHEMA"):
         env["DB_SCHEMA"] = DEFAULT_SCHEMA
     database = Database.from_env({**configured, **env})

@@ -69,6 +69,23 @@ class FilePlan:
         if self.forced:  # a forced type is only checked by converting the value
             result = self.check(row)
             return result if isinstance(result, BadRow) else None
+        return self._shape_problem(row)
+
+    def check(self, row: Row) -> dict[str, t.Any] | BadRow:
+        """The row's typed record, or why it is bad."""
+        if bad := self._shape_problem(row):
+            return bad
+        record: dict[str, t.Any] = {}
+        for column, kind, value in zip(self.columns, self.kinds, row.values):
+            try:
+                record[column] = None if value is None else converter(kind)(value)
+            except ValueError as exc:
+                # Inferred kinds fit every value by construction; only a forced kind can miss.
+                return BadRow(row.lineno, f"column {column!r}: {exc} (type forced to {kind})")
+        return record
+
+    def _shape_problem(self, row: Row) -> BadRow | None:
+        """A wrong number of fields, or a null key."""
         if len(row.values) != len(self.columns):
             return BadRow(row.lineno, f"expected {len(self.columns)} fields, found {len(row.values)}")
         for index in self.key_positions:
@@ -79,24 +96,6 @@ class FilePlan:
     @functools.cached_property
     def key_positions(self) -> list[int]:
         return [self.columns.index(key) for key in self.keys]
-
-    def check(self, row: Row) -> dict[str, t.Any] | BadRow:
-        """The row's typed record, or why it is bad."""
-        if len(row.values) != len(self.columns):
-            return BadRow(row.lineno, f"expected {len(self.columns)} fields, found {len(row.values)}")
-        record: dict[str, t.Any] = {}
-        for column, kind, value in zip(self.columns, self.kinds, row.values):
-            if value is None:
-                if column in self.keys:
-                    return BadRow(row.lineno, f"key column {column!r} is null")
-                record[column] = None
-                continue
-            try:
-                record[column] = converter(kind)(value)
-            except ValueError as exc:
-                # Inferred kinds fit every value by construction; only a forced kind can miss.
-                return BadRow(row.lineno, f"column {column!r}: {exc} (type forced to {kind})")
-        return record
 
 
 def plan_file(path: pathlib.Path, label: str, stream: str, dialect: Dialect,
