@@ -31,6 +31,7 @@ run: install
 	$(BIN)/wiserock-elt run
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tap-wiserock-api/tests
 	$(BIN)/python -m pytest -q tap-wiserock-csv/tests
 	$(BIN)/python -m pytest -q tests

@@ -21,7 +21,7 @@ class Measurement:
 
 def run_measured(command: list[str], *, labels: t.Sequence[str], env: dict[str, str], cwd: str) -> Measurement:
     """Run `command`; every 50 ms, note the RSS of descendants whose command line names a label."""
-    peaks = {label: 0.0 for label in labels}
+    peaks = dict.fromkeys(labels, 0.0)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     done = threading.Event()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-import pathlib
-import types
 import warnings
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from elt.settings import EMBEDDED_URL_VARIABLE, Database
+
+if TYPE_CHECKING:
+    import pathlib
+    import types
 
 EMBEDDED_DATA_DIR = ".pgdata"  # git-ignored, under the project
 

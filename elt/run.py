@@ -69,7 +69,8 @@ def run_job(env: dict[str, str]) -> tuple[int, str | None, bool]:
     meltano = pathlib.Path(sys.executable).with_name("meltano")
     process = subprocess.Popen([str(meltano), "run", JOB], cwd=PROJECT_DIR, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
+    if process.stdout is None:  # stdout=PIPE always gives one; this satisfies the type checker
+        raise RuntimeError("no pipe from meltano")
     transient: str | None = None
     refused = False
     for line in process.stdout:

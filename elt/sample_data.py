@@ -78,9 +78,8 @@ def write_sample(folder: pathlib.Path, seed: int = 2024) -> None:
            ["OrderID", "CustomerID", "OrderDate", "Total", "IsGift", "Status", "shippedAt"],
            orders, bom=False, crlf=False)
 
-    items = []
-    for item_id in range(1, 4001):
-        items.append([
+    items = [
+        [
             str(item_id),
             str(rng.choice(order_ids)),
             f"{rng.randrange(0, 5000):06d}",  # SKUs with leading zeros stay text
@@ -88,7 +87,9 @@ def write_sample(folder: pathlib.Path, seed: int = 2024) -> None:
             rng.choice(("1e1", "2.5", "19.99", "-0.5", "3")),
             rng.choice(("0", "1")),
             _note(rng),
-        ])
+        ]
+        for item_id in range(1, 4001)
+    ]
     _write(folder / "Order Items.CSV",
            ["id", "order_id", "SKU", "Qty", "Unit Price", "backorder_flag", "Comment"],
            items, bom=False, crlf=True)

@@ -16,7 +16,14 @@ from psycopg import sql
 
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import PROJECT_DIR, Database
-from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, Faults, Sandbox, SandboxHTTPServer
+from tap_wiserock_api.sandbox import (
+    SANDBOX_API_KEY,
+    SANDBOX_EMAIL,
+    SANDBOX_PASSWORD,
+    Faults,
+    Sandbox,
+    SandboxHTTPServer,
+)
 
 MELTANO = pathlib.Path(sys.executable).with_name("meltano")
 

@@ -145,7 +145,7 @@ def test_standalone_tap_piped_into_target_postgres(warehouse, sandbox, tmp_path)
     (tmp_path / "target.json").write_text(json.dumps(target_config))
     tap_exe = pathlib.Path(sys.executable).with_name("tap-wiserock-api")
     pipeline = f"'{tap_exe}' --config config.json | '{TARGET_POSTGRES}' --config target.json"
-    run = subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], cwd=tmp_path, capture_output=True, text=True,
+    run = subprocess.run(["/bin/bash", "-o", "pipefail", "-c", pipeline], cwd=tmp_path, capture_output=True, text=True,
                          timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     assert warehouse.ids('"user"') == [row["id"] for row in sandbox.sandbox.rows("user")]

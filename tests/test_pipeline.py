@@ -66,7 +66,8 @@ def test_csv_tables_match_the_files(warehouse):
 
 def test_rerun_leaves_the_same_rows(warehouse, sandbox):
     assert load_api(warehouse, sandbox).returncode == 0
-    checksum = "select md5(string_agg(t::text, '|' order by id)) from (select id, email, activeflag, created_at from stg_wiserock_user) t"
+    checksum = ("select md5(string_agg(t::text, '|' order by id)) "
+                "from (select id, email, activeflag, created_at from stg_wiserock_user) t")
     before = warehouse.query(checksum)
     counts = (warehouse.count("stg_wiserock_user"), warehouse.count("stg_wiserock_note"))
     assert load_api(warehouse, sandbox).returncode == 0

@@ -7,15 +7,18 @@ when PostgREST answers 401 "JWT expired" (see `expire`).
 
 from __future__ import annotations
 
-import logging
 import time
+from typing import TYPE_CHECKING
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_wiserock_api.errors import describe, error_code
 
-TOKEN_PATH = "/auth/v1/token"
+if TYPE_CHECKING:
+    import logging
+
+TOKEN_PATH = "/auth/v1/token"  # noqa: S105 - a URL path, not a secret
 # Renew this long before expiry: a page in flight must not outlive its token.
 RENEW_MARGIN_SECONDS = 60.0
 RENEW_MARGIN_SHARE = 0.1
@@ -51,7 +54,8 @@ class SupabaseSession(requests.auth.AuthBase):
             self._grant("password", {"email": self._email, "password": self._password})
         elif time.time() >= self._renew_at:
             self._renew()
-        assert self._access_token is not None
+        if self._access_token is None:  # _grant sets it or raises
+            raise FatalAPIError("login failed: no access token")
         return self._access_token
 
     def expire(self) -> None:

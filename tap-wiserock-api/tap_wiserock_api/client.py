@@ -32,7 +32,7 @@ JWT_EXPIRED_CODES = frozenset({"PGRST301", "PGRST303"})
 MAX_RETRY_WAIT_SECONDS = 60.0
 
 
-class KeysetPaginator(BaseAPIPaginator[t.Optional[int]]):
+class KeysetPaginator(BaseAPIPaginator["int | None"]):
     """The next page is the rows whose key is above the last key of this page.
 
     Unlike offset paging it neither skips nor repeats rows when rows are inserted or
@@ -50,7 +50,7 @@ class KeysetPaginator(BaseAPIPaginator[t.Optional[int]]):
         return self._last_key_of_page()
 
 
-class PostgrestStream(RESTStream[t.Optional[int]]):
+class PostgrestStream(RESTStream["int | None"]):
     """A full-table read of one PostgREST table, ordered by its integer primary key."""
 
     primary_keys: t.ClassVar[list[str]] = ["id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import requests
 import simplejson
@@ -14,10 +15,12 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_wiserock_api.auth import SupabaseSession
-from tap_wiserock_api.client import PostgrestStream
 from tap_wiserock_api.errors import SourceDataError
 from tap_wiserock_api.streams import STREAM_TYPES
 from tap_wiserock_api.writer import ActivateVersionAtEndWriter
+
+if TYPE_CHECKING:
+    from tap_wiserock_api.client import PostgrestStream
 
 if sys.version_info >= (3, 12):
     from typing import override

@@ -6,14 +6,23 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import typing as t
 
 import pytest
 
-from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, Faults, Sandbox, SandboxHTTPServer
+from tap_wiserock_api.sandbox import (
+    SANDBOX_API_KEY,
+    SANDBOX_EMAIL,
+    SANDBOX_PASSWORD,
+    Faults,
+    Sandbox,
+    SandboxHTTPServer,
+)
+
+if t.TYPE_CHECKING:
+    import pathlib
 
 # What each source spelling of `activeflag` must become, written out independently of the tap.
 # (As dict keys, 1 and 0 are True and False: the JSON numbers map with the booleans.)

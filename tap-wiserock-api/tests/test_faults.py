@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.conftest import assert_same_rows, run_tap, tap_config
@@ -37,7 +39,7 @@ def test_429_waits_for_retry_after(start_sandbox, tmp_path):
     run = run_tap(tmp_path, tap_config(server, page_size=50))
     assert_complete(run, server)
     log = server.sandbox.stats.read_log
-    waits = [later[0] - earlier[0] for earlier, later in zip(log, log[1:]) if earlier[1] == 429]
+    waits = [later[0] - earlier[0] for earlier, later in itertools.pairwise(log) if earlier[1] == 429]
     assert waits, "the fault never fired"
     assert min(waits) >= 1.0  # retry_wait_ms is 10: only Retry-After explains the wait
 

@@ -9,9 +9,11 @@ import codecs
 import csv
 import dataclasses
 import io
-import pathlib
 import re
 import typing as t
+
+if t.TYPE_CHECKING:
+    import pathlib
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
 
@@ -95,7 +97,7 @@ def _with_nulls(fields: list[str], raw: str, dialect: Dialect) -> list[str | Non
     if quoted is None or len(quoted) != len(fields):
         return [None if not value or (len(value) == 4 and value.upper() == "NULL") else value for value in fields]
     return [None if (not value and not was_quoted) or (len(value) == 4 and value.upper() == "NULL") else value
-            for value, was_quoted in zip(fields, quoted)]
+            for value, was_quoted in zip(fields, quoted, strict=False)]
 
 
 def _quoted_fields(raw: str, dialect: Dialect) -> list[bool]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
 import sys
 import typing as t
 
@@ -22,6 +21,8 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
+    import pathlib
+
     from singer_sdk.helpers.types import Context
 
     from tap_wiserock_csv.tap import TapWiseRockCsv
@@ -76,7 +77,7 @@ class FilePlan:
         if bad := self._shape_problem(row):
             return bad
         record: dict[str, t.Any] = {}
-        for column, kind, value in zip(self.columns, self.kinds, row.values):
+        for column, kind, value in zip(self.columns, self.kinds, row.values, strict=False):
             try:
                 record[column] = None if value is None else converter(kind)(value)
             except ValueError as exc:
@@ -125,11 +126,11 @@ def plan_file(path: pathlib.Path, label: str, stream: str, dialect: Dialect,
             if not skip_bad_rows:
                 raise CsvInputError(f"{label} line {problem.lineno}: {problem.reason}")
             continue
-        for profile, value in zip(profiles, row.values):  # type: ignore[union-attr]
+        for profile, value in zip(profiles, row.values, strict=False):  # type: ignore[union-attr]
             if value is not None and profile.undecided:
                 profile.add(value)
     plan.kinds = [override.column_types.get(column) or profile.kind(column)
-                  for column, profile in zip(columns, profiles)]
+                  for column, profile in zip(columns, profiles, strict=False)]
     return plan
 
 
@@ -145,7 +146,7 @@ class CsvFileStream(Stream):
         self.skip_bad_rows = tap.config["on_bad_row"] == "skip"
         self.add_metadata = tap.config["add_metadata_columns"]
         properties = {column: json_schema(kind, nullable=column not in plan.keys)
-                      for column, kind in zip(plan.columns, plan.kinds)}
+                      for column, kind in zip(plan.columns, plan.kinds, strict=False)}
         schema = {"type": "object", "properties": properties}
         if self.add_metadata:
             schema["properties"].update(METADATA_COLUMNS)

@@ -324,7 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SandboxHTTPServer
 
-    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: t.Any) -> None:
         """Keep test and pipeline output clean: the sandbox does not log requests."""
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
@@ -351,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(401, {"message": "Invalid API key",
                                  "hint": "Double check your Supabase `anon` or `service_role` API key."})
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         sandbox = self.server.sandbox
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -391,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
             return error.body
         return {"code": error.status, "error_code": error.body["code"], "msg": error.body["message"]}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         sandbox, faults = self.server.sandbox, self.server.sandbox.faults
         url = urlsplit(self.path)
         if not url.path.startswith("/rest/v1/"):
