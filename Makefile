@@ -36,11 +36,20 @@ test: install
 	$(BIN)/python -m pytest -q tap-wiserock-csv/tests
 	$(BIN)/python -m pytest -q tests
 
-bench: install
+# The peers (dlt, sling) get their own environment so that they never touch the project's.
+BENCH_VENV := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+$(BENCH_STAMP): bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: install $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 stop-db:
 	$(BIN)/wiserock-elt stop-db
 
 clean:
-	rm -rf $(VENV) .meltano
+	rm -rf $(VENV) .meltano $(BENCH_VENV)
