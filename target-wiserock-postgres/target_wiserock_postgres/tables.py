@@ -1,0 +1,182 @@
+"""DDL and the end-of-run merge of each stream's rows into its staging table.
+
+Everything here runs inside the run's one transaction: readers keep seeing the previous
+snapshot until COMMIT. A new staging table is created and COPYed into directly (invisible
+until commit), its primary key added after the COPY. An existing one is only touched at the
+end: its rows were COPYed into a temp table, and the snapshot is applied as a diff by key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from psycopg import sql
+
+from target_wiserock_postgres.errors import LoadError, shorten
+from target_wiserock_postgres.types import ColumnType, Kind
+
+if t.TYPE_CHECKING:
+    import psycopg
+
+# Enough to hash a million-row snapshot in memory (times hash_mem_multiplier) during the
+# merge; SET LOCAL, so only for this transaction.
+MERGE_WORK_MEM = "256MB"
+
+
+@dataclasses.dataclass(frozen=True)
+class TableInfo:
+    """An existing table as the catalog describes it."""
+
+    columns: dict[str, str]  # name -> format_type() spelling
+    not_null: frozenset[str]
+    primary_key: tuple[str, ...]
+    constraint: str | None  # the primary key's name
+
+
+@dataclasses.dataclass(frozen=True)
+class MergeResult:
+    deleted: int
+    inserted: int
+
+
+def relation(schema: str, table: str) -> sql.Composed:
+    return sql.Identifier(schema, table)
+
+
+def _names(columns: t.Iterable[str], prefix: str | None = None) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(prefix, name) if prefix else sql.Identifier(name) for name in columns)
+
+
+def ensure_schema(connection: psycopg.Connection, schema: str) -> None:
+    """Create the schema when missing (checked first: IF NOT EXISTS still needs the CREATE right)."""
+    if not connection.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone():
+        connection.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+
+
+def read_table(connection: psycopg.Connection, schema: str, table: str) -> TableInfo | None:
+    found = connection.execute(
+        "select c.oid, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s", (schema, table)).fetchone()
+    if found is None:
+        return None
+    oid, kind = found
+    if kind not in ("r", "p"):
+        raise LoadError(f"table {table}: {schema}.{table} exists and is not a table (relkind {kind!r})")
+    columns = connection.execute(
+        "select attname, format_type(atttypid, atttypmod), attnotnull from pg_attribute "
+        "where attrelid = %s and attnum > 0 and not attisdropped order by attnum", (oid,)).fetchall()
+    key = connection.execute(
+        "select conname, array(select a.attname from unnest(conkey) with ordinality k(num, ord) "
+        "join pg_attribute a on a.attrelid = conrelid and a.attnum = k.num order by k.ord)::text[] "
+        "from pg_constraint where conrelid = %s and contype = 'p'", (oid,)).fetchone()
+    return TableInfo(columns={name: kind for name, kind, _ in columns},
+                     not_null=frozenset(name for name, _, not_null in columns if not_null),
+                     primary_key=tuple(key[1]) if key else (), constraint=key[0] if key else None)
+
+
+def _definitions(columns: t.Mapping[str, ColumnType], keys: t.Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}{}").format(sql.Identifier(name), sql.SQL(column.sql), sql.SQL(" not null" if name in keys else ""))
+        for name, column in columns.items())
+
+
+def create_table(connection: psycopg.Connection, target: sql.Composable, columns: t.Mapping[str, ColumnType],
+                 keys: t.Sequence[str], *, temporary: bool) -> None:
+    """The table rows are COPYed into; a temp one is dropped at the end of the transaction."""
+    template = "create temp table {} ({}) on commit drop" if temporary else "create table {} ({})"
+    connection.execute(sql.SQL(template).format(target, _definitions(columns, keys)))
+
+
+def change_loading_table(connection: psycopg.Connection, target: sql.Composable, old: t.Mapping[str, ColumnType],
+                         new: t.Mapping[str, ColumnType], old_keys: t.Sequence[str], keys: t.Sequence[str]) -> None:
+    """A later SCHEMA message of the same stream in this run: the table being loaded follows it."""
+    actions = [sql.SQL("add column {} {}").format(sql.Identifier(name), sql.SQL(column.sql))
+               for name, column in new.items() if name not in old]
+    actions += [sql.SQL("alter column {0} type {1} using {0}::text::{1}").format(sql.Identifier(name), sql.SQL(column.sql))
+                for name, column in new.items() if name in old and old[name].sql != column.sql]
+    actions += [sql.SQL("alter column {} drop not null").format(sql.Identifier(name)) for name in old_keys if name not in keys]
+    actions += [sql.SQL("alter column {} set not null").format(sql.Identifier(name)) for name in keys if name not in old_keys]
+    if actions:
+        connection.execute(sql.SQL("alter table {} ").format(target) + sql.SQL(", ").join(actions))
+
+
+def add_primary_key(connection: psycopg.Connection, target: sql.Composable, keys: t.Sequence[str]) -> None:
+    if keys:
+        connection.execute(sql.SQL("alter table {} add primary key ({})").format(target, _names(keys)))
+
+
+def _check_duplicates(connection: psycopg.Connection, table: str, loaded: sql.Composable, keys: t.Sequence[str]) -> None:
+    duplicate = connection.execute(sql.SQL("select {}::text from {} group by {} having count(*) > 1 limit 1").format(
+        sql.SQL("row({})").format(_names(keys)), loaded, _names(keys))).fetchone()
+    if duplicate:
+        shown = f"({', '.join(keys)})={shorten(duplicate[0])}"
+        raise LoadError(f"table {table}: duplicate key {shown} in this run's rows; nothing was changed")
+
+
+def _identical(columns: t.Mapping[str, ColumnType], others: t.Iterable[str]) -> sql.Composed:
+    """New row n equals old row s exactly: numeric and jsonb as text (1.10 is not 1.1), NULLs
+    equal, and columns the stream no longer has must be NULL in the old row."""
+    def value(alias: str, name: str, column: ColumnType) -> sql.Composable:
+        exact = column.sql == "numeric" or column.kind is Kind.JSON
+        return sql.SQL("{}::text" if exact else "{}").format(sql.Identifier(alias, name))
+
+    new = sql.SQL(", ").join(value("n", name, column) for name, column in columns.items())
+    old = sql.SQL(", ").join(value("s", name, column) for name, column in columns.items())
+    condition = sql.SQL("row({}) is not distinct from row({})").format(new, old)
+    return sql.SQL(" and ").join([condition, *(sql.SQL("{} is null").format(sql.Identifier("s", name)) for name in others)])
+
+
+def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, loaded: sql.Composable,
+                   columns: t.Mapping[str, ColumnType], keys: t.Sequence[str], *, replace_all: bool = False) -> MergeResult:
+    """Make `table` hold exactly the rows of `loaded` (a temp table with the stream's columns).
+
+    Locks the table in SHARE ROW EXCLUSIVE mode (two loaders take turns; SELECTs never wait),
+    makes its columns follow the stream, checks the keys, then deletes the rows that are not
+    identical to a new row and inserts the new rows whose key is no longer there. Tables
+    without a key, and tables whose key or column types change, are replaced whole.
+    """
+    target = relation(schema, table)
+    connection.execute(sql.SQL("lock table {} in share row exclusive mode").format(target))
+    info = read_table(connection, schema, table)
+    if info is None:
+        raise LoadError(f"table {table}: {schema}.{table} was dropped during the load; nothing was changed")
+    retyped = [name for name, column in columns.items() if name in info.columns and info.columns[name] != column.sql]
+    key_changes = tuple(keys) != info.primary_key
+    replace_all = replace_all or not keys or bool(retyped) or key_changes
+    connection.execute(sql.SQL("set local work_mem = {}").format(sql.Literal(MERGE_WORK_MEM)))
+    connection.execute(sql.SQL("analyze {}").format(loaded))
+    if keys:
+        _check_duplicates(connection, table, loaded, keys)
+    deleted = 0
+    if retyped or key_changes:
+        # The rows are replaced anyway: emptied first, the type change needs no conversion
+        # (USING NULL) and the new key is built on an empty table.
+        deleted = connection.execute(sql.SQL("delete from {}").format(target)).rowcount
+    actions: list[sql.Composable] = []
+    if key_changes and info.constraint:
+        actions.append(sql.SQL("drop constraint {}").format(sql.Identifier(info.constraint)))
+    actions += [sql.SQL("add column {} {}").format(sql.Identifier(name), sql.SQL(column.sql))
+                for name, column in columns.items() if name not in info.columns]
+    actions += [sql.SQL("alter column {} type {} using null").format(sql.Identifier(name), sql.SQL(columns[name].sql))
+                for name in retyped]
+    # Only key columns may refuse NULL: the stream decides what else is null.
+    actions += [sql.SQL("alter column {} drop not null").format(sql.Identifier(name))
+                for name in sorted(info.not_null) if name not in keys]
+    if key_changes and keys:
+        actions.append(sql.SQL("add primary key ({})").format(_names(keys)))
+    if actions:
+        connection.execute(sql.SQL("alter table {} ").format(target) + sql.SQL(", ").join(actions))
+    names = _names(columns)
+    insert = sql.SQL("insert into {} ({}) select {} from {} n").format(target, names, _names(columns, "n"), loaded)
+    if replace_all:
+        if not (retyped or key_changes):
+            deleted = connection.execute(sql.SQL("delete from {}").format(target)).rowcount
+        return MergeResult(deleted, connection.execute(insert).rowcount)
+    same_key = sql.SQL(" and ").join(sql.SQL("n.{0} = s.{0}").format(sql.Identifier(name)) for name in keys)
+    others = [name for name in info.columns if name not in columns]
+    deleted = connection.execute(sql.SQL("delete from {} s where not exists (select from {} n where {} and {})").format(
+        target, loaded, same_key, _identical(columns, others))).rowcount
+    inserted = connection.execute(insert + sql.SQL(" where not exists (select from {} s where {})").format(
+        target, same_key)).rowcount
+    return MergeResult(deleted, inserted)
