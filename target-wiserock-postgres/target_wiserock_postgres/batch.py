@@ -13,6 +13,7 @@ import typing as t
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -48,6 +49,20 @@ def batch_format(stream: str, encoding: t.Any) -> tuple[str, bool]:
         raise LoadError(f"stream {stream!r}: BATCH encoding {shorten(encoding)} is not supported "
                         "(format jsonl or parquet, compression none or gzip)")
     return kind, compression == "gzip"
+
+
+def load_file(load: StreamLoad, feeder: CopyFeeder, path: pathlib.Path, encoding: t.Any) -> None:
+    """One batch file into the stream's loading table; unreadable files become one line naming them."""
+    kind, compressed = batch_format(load.stream, encoding)
+    try:
+        if kind == "parquet":
+            load_parquet(load, feeder, path)
+        else:
+            load_jsonl(load, feeder, path, compressed=compressed)
+    except FileNotFoundError:
+        raise LoadError(f"table {load.table}: batch file {path} does not exist") from None
+    except (pa.ArrowException, OSError, EOFError, msgspec.DecodeError) as exc:
+        raise LoadError(f"table {load.table}: batch file {path} cannot be read as {kind}: {shorten(exc, 200)}") from None
 
 
 def load_jsonl(load: StreamLoad, feeder: CopyFeeder, path: pathlib.Path, *, compressed: bool) -> None:

@@ -7,6 +7,7 @@ import signal
 import sys
 import typing as t
 
+import msgspec
 import psycopg
 import simplejson
 from singer_sdk import Target
@@ -30,6 +31,8 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.singerlib.encoding.base import GenericSingerReader
+
+    from target_wiserock_postgres.sinks import StreamLoad
 
 PROGRAM = "target-wiserock-postgres"
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -82,6 +85,9 @@ class TargetWiseRockPostgres(Target):
                             complete_at_end=bool(self.config.get("complete_streams_at_end_of_input")))
         self._loads = self._run.loads
         self._latest_state: dict | None = None
+        self._recent: StreamLoad | None = None  # the stream of the last RECORD: the fast path's guess
+        if isinstance(self.message_reader, MessageReader):
+            self.message_reader.fast_record = self._fast_record
 
     @classmethod
     @override
@@ -97,10 +103,32 @@ class TargetWiseRockPostgres(Target):
 
     # Message dispatch (the SDK's reader calls these for each line)
 
+    def _fast_record(self, line: bytes | str) -> bool:
+        """A RECORD of the same stream as the last one, decoded straight into its row (the hot
+        path); False leaves the line to the SDK's dispatch (other messages, a stream switch)."""
+        load = self._recent
+        if load is None:
+            return False
+        try:
+            message = load.record_decoder.decode(line)
+        except msgspec.DecodeError:
+            return False
+        if message.type != "RECORD" or message.stream != load.stream:
+            return False
+        try:
+            load.write_decoded(message.record)
+        except BaseException as exc:
+            error = self._fail(exc)
+            if error is exc:
+                raise
+            raise error from None
+        return True
+
     @override
     def _process_record_message(self, message_dict: dict) -> None:
         try:
-            self._loads[message_dict["stream"]].write(message_dict["record"])
+            self._recent = load = self._loads[message_dict["stream"]]
+            load.write(message_dict["record"])
         except (KeyError, TypeError, AttributeError):
             error = self._fail(self._bad_record(message_dict))
             raise error from None
