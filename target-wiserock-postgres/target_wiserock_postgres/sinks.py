@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import decimal
 import logging
+import queue
+import threading
 import time
 import typing as t
 
 import msgspec
 from psycopg import sql
+from psycopg.copy import LibpqWriter
 
 from target_wiserock_postgres.connector import CopyTarget
 from target_wiserock_postgres.types import ColumnType, Kind
@@ -145,6 +148,49 @@ class StreamLoad:
             sql.SQL("format csv" if csv else "format text"))
 
 
+class ThreadedWriter(LibpqWriter):
+    """Sends COPY data to the server from a worker thread, so that formatting rows (Python, or
+    Arrow's C++ CSV writer) overlaps with the server parsing them: measured on the parquet path,
+    the two took turns otherwise. At most QUEUED_CHUNKS chunks wait (a few MB): flat memory.
+    psycopg's QueuedLibpqWriter does the same with a queue of 1024 chunks of any size, which
+    holds hundreds of MB when the chunks are Arrow CSV batches and the server is the slower side.
+    """
+
+    QUEUED_CHUNKS = 8
+
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        super().__init__(cursor)
+        self._chunks: queue.Queue[t.Any] = queue.Queue(maxsize=self.QUEUED_CHUNKS)
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _send(self) -> None:
+        try:
+            while data := self._chunks.get():
+                super().write(data)
+        except BaseException as exc:  # handed to the main thread by write() or finish()
+            self._error = exc
+            while self._chunks.get():  # keep draining: write() must not block on a full queue
+                pass
+
+    def write(self, data: t.Any) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._send, name="copy-writer", daemon=True)
+            self._worker.start()
+        self._chunks.put(data)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if self._worker is not None:
+            self._chunks.put(b"")
+            self._worker.join()
+            self._worker = None
+        if self._error is not None:
+            raise self._error
+        super().finish(exc)
+
+
 class CopyFeeder:
     """The connection's one COPY at a time, kept open while records keep coming for its stream."""
 
@@ -159,7 +205,8 @@ class CopyFeeder:
         self.end()
         self._copies[load.relation_name] = target
         stack = contextlib.ExitStack()
-        copy = stack.enter_context(self._connection.cursor().copy(statement))
+        cursor = self._connection.cursor()
+        copy = stack.enter_context(cursor.copy(statement, writer=ThreadedWriter(cursor)))
         self._stack = stack
         return copy
 
