@@ -69,6 +69,7 @@ class LoadRun:
         if missing := [key for key in keys if key not in columns]:
             raise LoadError(f"stream {stream!r}: key properties {', '.join(map(repr, missing))} are not in its SCHEMA")
         connection, feeder = self._connect()
+        feeder.end()  # one statement at a time: no other query while a COPY runs
         load = self.loads.get(stream)
         if load is None:
             self.loads[stream] = self._new_load(connection, feeder, stream, table, columns, keys)

@@ -130,7 +130,7 @@ class StreamLoad:
 
     def buffer_row(self, row: list[t.Any]) -> None:
         self.buffer.append(row)
-        if len(self.buffer) >= BUFFER_ROWS:
+        if len(self.buffer) >= BUFFER_ROWS or self._feeder.idle:
             self._feeder.make_live(self)
 
     def progress(self) -> None:
@@ -209,6 +209,10 @@ class CopyFeeder:
         copy = stack.enter_context(cursor.copy(statement, writer=ThreadedWriter(cursor)))
         self._stack = stack
         return copy
+
+    @property
+    def idle(self) -> bool:
+        return self._stack is None
 
     def make_live(self, load: StreamLoad, source: str | None = None) -> None:
         """Give `load` the COPY: its buffered rows first, then its records as they come.
