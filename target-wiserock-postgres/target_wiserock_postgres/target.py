@@ -12,6 +12,7 @@ import psycopg
 import simplejson
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
@@ -88,6 +89,15 @@ class TargetWiseRockPostgres(Target):
         self._recent: StreamLoad | None = None  # the stream of the last RECORD: the fast path's guess
         if isinstance(self.message_reader, MessageReader):
             self.message_reader.fast_record = self._fast_record
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Invalid settings as one line. The SDK's CLI logs a ConfigValidationError as several
+        log lines and offers no public hook to report it otherwise."""
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise LoadError(f"invalid settings: {'; '.join(exc.errors) or exc}") from None
 
     @classmethod
     @override
