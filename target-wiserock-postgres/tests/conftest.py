@@ -18,7 +18,7 @@ from psycopg import sql
 
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import Database
-from target_wiserock_postgres.target import TargetWiseRockPostgres
+from target_wiserock_postgres.target import EXPECTED_FAILURES, TargetWiseRockPostgres
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -118,6 +118,15 @@ def load(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **setti
     """The loader in-process, as the SDK's test runner drives it; failures raise."""
     target = TargetWiseRockPostgres(config={**house.config, **settings})
     target.listen(io.BytesIO(lines(messages)))  # type: ignore[arg-type]
+
+
+def failure(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **settings: t.Any) -> str:
+    """The message of the expected failure of an in-process load (what the CLI prints after `error: `)."""
+    try:
+        load(house, messages, **settings)
+    except EXPECTED_FAILURES as exc:
+        return str(exc)
+    raise AssertionError("the load did not fail")
 
 
 def command(house: Warehouse, **settings: t.Any) -> list[str]:
