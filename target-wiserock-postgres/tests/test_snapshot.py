@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import decimal
 
+import pytest
+
+from target_wiserock_postgres import tables
 from tests.conftest import activate, load, record, schema, snapshot
 
 COLUMNS = {"id": "integer", "name": "string", "amount": "number", "tags": "array"}
@@ -60,3 +63,15 @@ def test_each_stream_gets_its_own_snapshot(warehouse):
     load(warehouse, [*snapshot("a", [{"id": 1}], id="integer"), *snapshot("b", [{"id": 7}, {"id": 8}], id="integer")])
     load(warehouse, [*snapshot("a", [{"id": 2}], id="integer"), *snapshot("b", [{"id": 8}], id="integer")])
     assert (warehouse.rows("a"), warehouse.rows("b")) == ([(2,)], [(8,)])
+
+
+@pytest.mark.parametrize("changed_share", [0.1, 0.9])
+def test_large_snapshots_few_or_most_rows_changed(warehouse, changed_share):
+    """Past SAMPLE_FROM_ROWS the merge estimates the changed share (diff, or replace all): same result."""
+    count = tables.SAMPLE_FROM_ROWS + 5000
+    load(warehouse, snapshot("t", [{"id": n, "v": "old"} for n in range(count)], id="integer", v="string"))
+    cut = int(count * changed_share)
+    new = [{"id": n, "v": "new" if n < cut else "old"} for n in range(1, count + 1)]
+    load(warehouse, snapshot("t", new, id="integer", v="string"))
+    assert warehouse.rows("t", "count(*), min(id), max(id), count(*) filter (where v = 'new')", "1") == [
+        (count, 1, count, cut)]
