@@ -71,7 +71,7 @@ def test_large_snapshots_few_or_most_rows_changed(warehouse, changed_share):
     count = tables.SAMPLE_FROM_ROWS + 5000
     load(warehouse, snapshot("t", [{"id": n, "v": "old"} for n in range(count)], id="integer", v="string"))
     cut = int(count * changed_share)
-    new = [{"id": n, "v": "new" if n < cut else "old"} for n in range(1, count + 1)]
+    new = [{"id": n, "v": "new" if n <= cut else "old"} for n in range(1, count + 1)]
     load(warehouse, snapshot("t", new, id="integer", v="string"))
     assert warehouse.rows("t", "count(*), min(id), max(id), count(*) filter (where v = 'new')", "1") == [
         (count, 1, count, cut)]
