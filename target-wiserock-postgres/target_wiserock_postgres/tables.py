@@ -169,7 +169,6 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
         # Statistics of the key columns are what the planner needs to hash the join (a temp
         # table has none): 0.15 s on 1M rows, against 0.4 s for every column.
         connection.execute(sql.SQL("analyze {} ({})").format(loaded, _names(keys)))
-        _check_duplicates(connection, loaded, keys)
     deleted = 0
     if retyped or key_changes:
         # The rows are replaced anyway: emptied first, the type change needs no conversion
@@ -188,14 +187,18 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
     if replace_all:
         if not (retyped or key_changes):
             deleted = connection.execute(sql.SQL("delete from {}").format(target)).rowcount
+        # Into an emptied table, the primary key itself refuses a duplicate key.
         return MergeResult(deleted, connection.execute(insert).rowcount)
     deleted = connection.execute(sql.SQL("delete from {} s where not exists (select from {} n where {} and {})").format(
         target, loaded, same_key, identical)).rowcount
-    # Keys are unique on both sides and every row left is identical to a new row: when as many
-    # rows are left as came, there is nothing to insert (a count costs less than the anti-join).
+    # Every row left has a distinct key and an identical new row: when as many rows are left as
+    # came, the new rows hold no duplicate key and there is nothing to insert (the count costs
+    # 0.1 s on 1M rows, the duplicate check 0.5 s, the insert's anti-join 1.2 s).
     left = connection.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()
     if left and left[0] == rows:
         return MergeResult(deleted, 0)
+    # A duplicate of a key whose row stayed would be skipped by the insert below, not refused.
+    _check_duplicates(connection, loaded, keys)
     inserted = connection.execute(insert + sql.SQL(" where not exists (select from {} s where {})").format(
         target, same_key)).rowcount
     return MergeResult(deleted, inserted)

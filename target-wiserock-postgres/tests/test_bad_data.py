@@ -37,6 +37,17 @@ def test_a_long_bad_value_is_cut_short(warehouse):
     assert len(line) < 400
 
 
+@pytest.mark.parametrize("duplicates", [
+    [{"id": 1, "total": 10, "day": "2024-01-01"}, {"id": 1, "total": 11}],  # one identical to the table's row
+    [{"id": 1, "total": 10, "day": "2024-01-01"}] * 2,  # both identical to it
+])
+def test_a_duplicate_of_an_unchanged_row_is_refused(warehouse, duplicates):
+    load(warehouse, PREVIOUS)
+    message = failure(warehouse, orders({"id": 2, "total": 1}, *duplicates))
+    assert message == "table orders: duplicate key (id)=(1) in this run's rows; nothing was changed"
+    assert warehouse.rows("orders", "id, total::int") == [(1, 10)]
+
+
 def test_a_duplicate_key_is_named(warehouse):
     load(warehouse, PREVIOUS)
     result = run_cli(warehouse, orders({"id": 1, "total": 1}, {"id": 7, "total": 2}, {"id": 7, "total": 3}))
