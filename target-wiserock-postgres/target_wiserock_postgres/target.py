@@ -104,12 +104,12 @@ class TargetWiseRockPostgres(Target):
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
         """None of the SDK's built-in target settings: each would be a setting this target ignores."""
 
-    def _fail(self, exc: BaseException) -> BaseException:
-        """Roll back, delete pending batch files, and turn a database error into one line."""
+    def _fail(self, exc: BaseException) -> t.NoReturn:
+        """Roll back, delete pending batch files, and raise a database error as one line."""
         self._run.abort()
         if isinstance(exc, psycopg.Error):
-            return self._run.explain(exc)
-        return exc
+            raise self._run.explain(exc) from None
+        raise exc
 
     # Message dispatch (the SDK's reader calls these for each line)
 
@@ -128,10 +128,7 @@ class TargetWiseRockPostgres(Target):
         try:
             load.write_decoded(message.record)
         except BaseException as exc:
-            error = self._fail(exc)
-            if error is exc:
-                raise
-            raise error from None
+            self._fail(exc)
         return True
 
     @override
@@ -140,17 +137,16 @@ class TargetWiseRockPostgres(Target):
             self._recent = load = self._loads[message_dict["stream"]]
             load.write(message_dict["record"])
         except (KeyError, TypeError, AttributeError):
-            error = self._fail(self._bad_record(message_dict))
-            raise error from None
+            self._fail(self._bad_record(message_dict))
         except BaseException as exc:
-            error = self._fail(exc)
-            if error is exc:
-                raise
-            raise error from None
+            self._fail(exc)
 
     def _bad_record(self, message: dict) -> LoadError:
         stream = message.get("stream")
-        self._run.load_of(stream, "RECORD")
+        try:
+            self._run.load_of(stream, "RECORD")
+        except LoadError as exc:
+            return exc
         return LoadError(f"stream {shorten(stream)!r}: a RECORD message without a record object: {shorten(message)}")
 
     @override
@@ -182,10 +178,7 @@ class TargetWiseRockPostgres(Target):
         try:
             action(*args)
         except BaseException as exc:
-            error = self._fail(exc)
-            if error is exc:
-                raise
-            raise error from None
+            self._fail(exc)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
