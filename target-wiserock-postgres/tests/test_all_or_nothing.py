@@ -55,6 +55,14 @@ def test_input_that_ends_early_changes_nothing(warehouse):
     assert_previous(warehouse)
 
 
+def test_state_is_passed_on_only_after_the_commit(warehouse):
+    state = {"type": "STATE", "value": {"bookmarks": {"beta": {"n": 1}}}}
+    failed = run_cli(warehouse, [*new_run(beta_complete=False), state])
+    assert failed.returncode == 1 and failed.stdout == ""
+    done = run_cli(warehouse, [*new_run(), state])
+    assert done.returncode == 0 and done.stdout.splitlines() == ['{"bookmarks": {"beta": {"n": 1}}}']
+
+
 def test_a_new_table_is_not_created_by_a_failed_run(warehouse):
     result = run_cli(warehouse, [schema("gamma", id="integer"), record("gamma", id=1)])
     assert "stream 'gamma' did not complete" in error_line(result)
