@@ -47,11 +47,14 @@ class ConnectionSettings:
         params = {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
                   "dbname": self.database, "sslmode": self.sslmode, "application_name": "target-wiserock-postgres"}
         try:
+            connection = psycopg.connect(**{k: v for k, v in params.items() if v is not None}, connect_timeout=30)
             # UTC for the session: date-times without an offset are read as the UTC the taps emit.
-            return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, options="-c TimeZone=UTC",
-                                   connect_timeout=30)
+            # Set after connecting, so that neither the server's default nor PGTZ can win over it.
+            connection.execute("set time zone 'UTC'")
+            connection.commit()
         except psycopg.Error as exc:
             raise LoadError(f"database at {self.label}: connection failed: {shorten_quoted(str(exc))}") from None
+        return connection
 
 
 @dataclasses.dataclass
