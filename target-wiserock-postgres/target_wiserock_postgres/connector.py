@@ -1,0 +1,104 @@
+"""The run's one connection, and PostgreSQL errors translated into one line a user can act on."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing as t
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from target_wiserock_postgres.errors import LoadError, MissingKeyError, shorten, shorten_quoted
+
+# "COPY wr_load_1, line 3, column total: "1e999999"" (the value part is absent for some errors)
+_COPY_CONTEXT = re.compile(r'COPY (?P<relation>[^,]+), line (?P<line>\d+)(?:, column (?P<column>[^:]+))?(?:: "(?P<value>.*))?',
+                           re.DOTALL)
+_DUPLICATE_KEY = re.compile(r"Key (?P<key>\(.*\)=\(.*\)) (?:is duplicated|already exists)", re.DOTALL)
+_VIEW = re.compile(r"on view (?P<view>\S+) depends on column \"(?P<column>[^\"]+)\"")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionSettings:
+    """Where the staging tables live. `host` may be a name, an IP or a unix-socket directory."""
+
+    host: str | None
+    port: int
+    user: str | None
+    password: str | None
+    database: str | None
+    sslmode: str
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> ConnectionSettings:
+        return cls(host=config.get("host") or None, port=int(config.get("port") or 5432), user=config.get("user") or None,
+                   password=config.get("password") or None, database=config.get("database") or None,
+                   sslmode=config.get("sslmode") or "prefer")
+
+    @property
+    def label(self) -> str:
+        """HOST:PORT/DB, or SOCKETDIR/DB: never the password."""
+        host = self.host or "localhost"
+        where = host if host.startswith("/") else f"{host}:{self.port}"
+        return f"{where}/{self.database or self.user or ''}"
+
+    def connect(self) -> psycopg.Connection:
+        # An empty password is left out, so that trust or peer authentication (and .pgpass) apply.
+        params = {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
+                  "dbname": self.database, "sslmode": self.sslmode, "application_name": "target-wiserock-postgres"}
+        try:
+            connection = psycopg.connect(**{k: v for k, v in params.items() if v is not None}, connect_timeout=30)
+            # UTC for the session: date-times without an offset are read as the UTC the taps emit.
+            # Set after connecting, so that neither the server's default nor PGTZ can win over it.
+            connection.execute("set time zone 'UTC'")
+            connection.commit()
+        except psycopg.Error as exc:
+            raise LoadError(f"database at {self.label}: connection failed: {shorten_quoted(str(exc))}") from None
+        return connection
+
+
+@dataclasses.dataclass
+class CopyTarget:
+    """What a COPY's rows are, for error messages: the staging table and where line 1 came from."""
+
+    table: str
+    first_row: int = 1  # row number, in the stream, of the COPY's line 1
+    source: str | None = None  # a batch file, when the COPY reads one
+
+    def row(self, line: int) -> str:
+        if self.source:
+            return f"{self.source}, row {line:,}"
+        return f"record {self.first_row + line - 1:,} of this run"
+
+
+def explain(exc: psycopg.Error, settings: ConnectionSettings, copies: t.Mapping[str, CopyTarget],
+            merging: str | None = None) -> LoadError:
+    """A psycopg error as one line naming the staging table (never a temp table), the column,
+    the record and the offending value cut short; connection losses keep the server's words."""
+    diag = exc.diag
+    primary = shorten_quoted(diag.message_primary or str(exc))
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pgerrors.QueryCanceled):
+        return LoadError(f"database at {settings.label}: connection lost during the load ({shorten_quoted(str(exc))}); "
+                         "nothing was changed, rerun the job")
+    context = _COPY_CONTEXT.search(diag.context or "")
+    target = copies.get(context["relation"]) if context else None
+    table = target.table if target else (merging or diag.table_name or "?")
+    column = (context and context["column"]) or diag.column_name
+    if isinstance(exc, pgerrors.NotNullViolation):
+        where = f" ({target.row(int(context['line']))})" if target and context else ""
+        return MissingKeyError(f"table {table}: a record has no value for column {column}, "
+                               f"which is part of the key{where}")
+    if isinstance(exc, pgerrors.UniqueViolation):
+        match = _DUPLICATE_KEY.search(diag.message_detail or "")
+        key = shorten(match["key"]) if match else "?"
+        return LoadError(f"table {table}: duplicate key {key} in this run's rows; nothing was changed")
+    if isinstance(exc, pgerrors.FeatureNotSupported) and (view := _VIEW.search(diag.message_detail or "")):
+        return LoadError(f"table {table}, column {view['column']}: its type cannot change because view {view['view']} "
+                         "depends on it; nothing was changed (drop or change the view, then rerun)")
+    if context and target:
+        value = context["value"]
+        shown = f': value "{shorten(value.removesuffix(chr(34)))}"' if value is not None and '"' not in primary else ""
+        where = f", column {column}" if column else ""
+        return LoadError(f"table {table}{where}{shown}: {primary} ({target.row(int(context['line']))}); nothing was changed")
+    return LoadError(f"database at {settings.label}: {primary}" + (f" (table {table})" if table != "?" else "")
+                     + "; nothing was changed")

@@ -1,0 +1,209 @@
+"""One run of the loader: one connection, one transaction, every stream's snapshot, one commit."""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing as t
+
+import psycopg
+from psycopg import sql
+
+from target_wiserock_postgres import tables
+from target_wiserock_postgres.connector import ConnectionSettings, CopyTarget, explain
+from target_wiserock_postgres.errors import LoadError, RecordBeforeSchemaError, shorten
+from target_wiserock_postgres.sinks import CopyFeeder, StreamLoad
+from target_wiserock_postgres.types import ColumnType, checked_identifier, column_type
+
+if t.TYPE_CHECKING:
+    import collections
+    import pathlib
+
+logger = logging.getLogger("target-wiserock-postgres")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+class LoadRun:
+    """Streams' rows go into tables only this transaction sees; `finish` merges and commits them all
+    at once, and only when every stream that started has completed. Anything else rolls back."""
+
+    def __init__(self, settings: ConnectionSettings, schema: str, *, complete_at_end: bool) -> None:
+        self.settings = settings
+        self.schema = checked_identifier(schema, "default_target_schema")
+        self.complete_at_end = complete_at_end
+        self.loads: dict[str, StreamLoad] = {}
+        self.started = time.monotonic()
+        self.committing = False
+        self._connection: psycopg.Connection | None = None
+        self._feeder: CopyFeeder | None = None
+        self._copies: dict[str, CopyTarget] = {}
+        self._files: set[pathlib.Path] = set()  # named by BATCH messages and not deleted yet
+        self._merging: str | None = None  # the staging table being merged, for error messages
+
+    def _connect(self) -> tuple[psycopg.Connection, CopyFeeder]:
+        if self._connection is None or self._feeder is None:
+            self._connection = self.settings.connect()
+            self._feeder = CopyFeeder(self._connection, self._copies)
+            tables.ensure_schema(self._connection, self.schema)
+        return self._connection, self._feeder
+
+    def explain(self, exc: psycopg.Error) -> LoadError:
+        return explain(exc, self.settings, self._copies, self._merging)
+
+    # Messages
+
+    def start_stream(self, stream: t.Any, schema: t.Any, keys: t.Any) -> None:
+        """A SCHEMA message: a new stream gets its loading table; a known one follows the change."""
+        if not isinstance(stream, str):
+            raise LoadError(f"a SCHEMA message has no stream name: {shorten(stream)}")
+        table = checked_identifier(stream, "stream")
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(properties, dict) or not properties:
+            raise LoadError(f"stream {stream!r}: its SCHEMA has no properties: {shorten(schema)}")
+        columns = {checked_identifier(name, f"table {table}: column"): column_type(prop if isinstance(prop, dict) else {})
+                   for name, prop in properties.items()}
+        keys = list(keys or [])
+        if missing := [key for key in keys if key not in columns]:
+            raise LoadError(f"stream {stream!r}: key properties {', '.join(map(repr, missing))} are not in its SCHEMA")
+        connection, feeder = self._connect()
+        feeder.end()  # one statement at a time: no other query while a COPY runs
+        load = self.loads.get(stream)
+        if load is None:
+            self.loads[stream] = self._new_load(connection, feeder, stream, table, columns, keys)
+            return
+        if keys == load.keys and all(load.columns.get(name) == column for name, column in columns.items()):
+            return
+        logger.info("%s: the SCHEMA changed during the run; the rows loaded so far follow it", table)
+        feeder.flush(load)
+        tables.change_loading_table(connection, load.relation, load.columns, columns, load.keys, keys)
+        load.set_columns(columns)
+        load.keys = keys
+
+    def _new_load(self, connection: psycopg.Connection, feeder: CopyFeeder, stream: str, table: str,
+                  columns: dict[str, ColumnType], keys: list[str]) -> StreamLoad:
+        existed = tables.read_table(connection, self.schema, table) is not None
+        if existed:
+            name = f"wr_load_{len(self.loads) + 1}"
+            target: sql.Composable = sql.Identifier(name)
+            logger.info("%s: loading into a temporary table, merged at the end", table)
+        else:
+            name, target = table, tables.relation(self.schema, table)
+            logger.info("%s: loading into a new table (visible at the end)", table)
+        tables.create_table(connection, target, columns, keys, temporary=existed)
+        return StreamLoad(stream, table, target, name, columns=columns, keys=keys, existed=existed, feeder=feeder)
+
+    def load_of(self, stream: t.Any, what: str) -> StreamLoad:
+        load = self.loads.get(stream)  # type: ignore[arg-type]
+        if load is None:
+            raise RecordBeforeSchemaError(f"stream {shorten(stream)!r}: {what} before its SCHEMA (unknown stream)")
+        return load
+
+    def load_batch(self, stream: t.Any, encoding: t.Any, manifest: t.Any) -> None:
+        """A BATCH message: each file COPYed, then deleted. Every file it names is deleted on failure too."""
+        # Imported here: pyarrow costs 0.3 s and 75 MB of memory, which RECORD-only runs skip.
+        from target_wiserock_postgres import batch
+
+        paths, problem = [], None
+        for url in manifest if isinstance(manifest, list) else [manifest]:
+            try:
+                paths.append(batch.file_path(stream, url))
+            except LoadError as exc:
+                problem = problem or exc
+        self._files.update(paths)
+        load = self.load_of(stream, "BATCH")
+        if problem:
+            raise problem
+        _, feeder = self._connect()
+        load.batches += 1
+        for path in paths:
+            batch.load_file(load, feeder, path, encoding)
+            path.unlink(missing_ok=True)
+            self._files.discard(path)
+
+    # End of input
+
+    def incomplete_message(self) -> str | None:
+        """None when every started stream completed, else the one line that says which did not and why."""
+        if self.complete_at_end:
+            return None
+        never = [load.stream for load in self.loads.values() if load.activated_at is None]
+        early = [load.stream for load in self.loads.values() if load.activated_at is not None and not load.complete]
+        if not never and not early:
+            return None
+        names = ", ".join(repr(stream) for stream in never + early)
+        reasons = []
+        if never:
+            reasons.append(f"no ACTIVATE_VERSION came for {', '.join(map(repr, never))} (the input ended early, or the "
+                           "tap never sends it: enable the tap's emit_activate_version_messages, or set this loader's "
+                           "complete_streams_at_end_of_input)")
+        if early:
+            reasons.append(f"records came after the ACTIVATE_VERSION of {', '.join(map(repr, early))} (a tap that sends "
+                           "it at the start of a stream: set complete_streams_at_end_of_input)")
+        noun = "streams" if len(never + early) > 1 else "stream"
+        return f"{noun} {names} did not complete, so nothing was changed: {'; '.join(reasons)}"
+
+    def finish(self, nul_removed: collections.Counter[str]) -> None:
+        """Merge every stream into its staging table in table-name order, then COMMIT once."""
+        if not self.loads:
+            logger.info("No streams in the input: nothing to load.")
+            return
+        if problem := self.incomplete_message():
+            raise LoadError(problem)
+        connection, feeder = self._connect()
+        for load in self.loads.values():
+            feeder.flush(load)
+        results: dict[str, tuple[StreamLoad, tables.MergeResult, float]] = {}
+        for load in sorted(self.loads.values(), key=lambda load: load.table):
+            self._merging = load.table
+            if load.existed:
+                result = tables.merge_snapshot(connection, self.schema, load.table, load.relation, load.columns, load.keys,
+                                              load.rows)
+            else:
+                tables.add_primary_key(connection, load.relation, load.keys)
+                result = tables.MergeResult(0, load.rows)
+            results[load.table] = (load, result, time.monotonic() - load.started)
+        self._merging = None
+        self.committing = True
+        connection.commit()
+        self._report(results, nul_removed)
+        self._analyze(connection, [table for table, (_, result, _) in results.items() if result.deleted or result.inserted])
+        self.close()
+
+    def _report(self, results: dict[str, tuple[StreamLoad, tables.MergeResult, float]],
+                nul_removed: collections.Counter[str]) -> None:
+        for table, (load, result, seconds) in results.items():
+            change = "new table" if not load.existed else f"{result.inserted:,} inserted, {result.deleted:,} deleted"
+            logger.info("%s: %s in %.1f s (%s)", table, _plural(load.rows, "row"), seconds, change)
+            if removed := load.nul_removed + nul_removed.get(load.stream, 0):
+                logger.warning("%s: removed %s from text values (PostgreSQL text cannot hold them)", table,
+                               _plural(removed, "NUL character"))
+        total = sum(load.rows for load in self.loads.values())
+        logger.info("Committed %s, %s in %.1f s, into schema %s at %s.", _plural(len(results), "table"),
+                    _plural(total, "row"), time.monotonic() - self.started, self.schema, self.settings.label)
+
+    def _analyze(self, connection: psycopg.Connection, changed: list[str]) -> None:
+        """Fresh planner statistics for the tables whose rows changed; outside the transaction,
+        it never blocks readers. Dead rows are left to autovacuum."""
+        connection.autocommit = True
+        for table in changed:
+            connection.execute(sql.SQL("analyze {}").format(tables.relation(self.schema, table)))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+    def abort(self) -> None:
+        """Roll back (closing the connection without COMMIT) and delete the batch files not yet deleted."""
+        if self._connection is not None and not self._connection.closed:
+            try:
+                self._connection.close()
+            except psycopg.Error:
+                logger.debug("closing the connection failed", exc_info=True)
+        for path in sorted(self._files):
+            path.unlink(missing_ok=True)
+        if self._files:
+            logger.info("Deleted %s named by BATCH messages.", _plural(len(self._files), "batch file"))
+        self._files.clear()

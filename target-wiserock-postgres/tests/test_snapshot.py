@@ -1,0 +1,77 @@
+"""Contract 1: after a successful run each table holds exactly that run's rows of its stream."""
+
+from __future__ import annotations
+
+import decimal
+
+import pytest
+
+from target_wiserock_postgres import tables
+from tests.conftest import activate, load, record, schema, snapshot
+
+COLUMNS = {"id": "integer", "name": "string", "amount": "number", "tags": "array"}
+
+
+def people(*rows: tuple) -> list[dict]:
+    return [dict(zip(("id", "name", "amount", "tags"), row, strict=True)) for row in rows]
+
+
+def test_a_run_replaces_the_previous_snapshot(warehouse):
+    load(warehouse, snapshot("people", people((1, "Ann", 1.5, ["a"]), (2, "Bob", 2, None), (3, "Cy", None, [])), **COLUMNS))
+    load(warehouse, snapshot("people", people((2, "Bob", 2, None), (3, "Cyd", None, []), (4, "Di", 4, [1])), **COLUMNS))
+    assert warehouse.rows("people") == [
+        (2, "Bob", decimal.Decimal(2), None), (3, "Cyd", None, []), (4, "Di", decimal.Decimal(4), [1])]
+
+
+def test_an_empty_snapshot_empties_the_table(warehouse):
+    load(warehouse, snapshot("people", people((1, "Ann", 1, None)), **COLUMNS))
+    load(warehouse, snapshot("people", [], **COLUMNS))
+    assert warehouse.rows("people") == []
+
+
+def test_changes_are_exact(warehouse):
+    """1.10 and 1.1 are equal numbers but different values (in numeric and in jsonb); NULL to a
+    value and back are changes."""
+    first = '{"type": "RECORD", "stream": "people", "record": {"id": 1, "name": "a", "amount": 1.10, "tags": [1.10]}}'
+    load(warehouse, [schema("people", **COLUMNS), first, *(record("people", **row) for row in people(
+        (2, None, None, None), (3, "c", 3, None), (4, "d", 4, [1.5]))), activate("people")])
+    assert warehouse.rows("people", "id, amount::text, tags::text")[0] == (1, "1.10", "[1.10]")
+    load(warehouse, snapshot("people", people((1, "a", 1.1, [1.10]), (2, "b", None, None), (3, None, 3, None),
+                                              (4, "d", 4, [1.50])), **COLUMNS))
+    assert warehouse.rows("people", "id, name, amount::text, tags::text") == [
+        (1, "a", "1.1", "[1.1]"), (2, "b", None, None), (3, None, "3", None), (4, "d", "4", "[1.5]")]
+
+
+def test_unchanged_rows_are_not_rewritten(warehouse):
+    """The diff by key leaves identical rows where they are (same physical row), changes the rest."""
+    load(warehouse, snapshot("people", people((1, "a", 1, None), (2, "b", 2, None)), **COLUMNS))
+    before = dict(warehouse.query("select id, ctid::text from people"))
+    load(warehouse, snapshot("people", people((1, "a", 1, None), (2, "B", 2, None)), **COLUMNS))
+    after = dict(warehouse.query("select id, ctid::text from people"))
+    assert after[1] == before[1]
+    assert after[2] != before[2]
+    assert warehouse.rows("people", "id, name") == [(1, "a"), (2, "B")]
+
+
+def test_a_table_without_a_key_is_replaced_whole(warehouse):
+    load(warehouse, snapshot("events", [{"kind": "a"}, {"kind": "a"}, {"kind": "b"}], keys=(), kind="string"))
+    load(warehouse, snapshot("events", [{"kind": "a"}, {"kind": "c"}], keys=(), kind="string"))
+    assert warehouse.rows("events") == [("a",), ("c",)]
+
+
+def test_each_stream_gets_its_own_snapshot(warehouse):
+    load(warehouse, [*snapshot("a", [{"id": 1}], id="integer"), *snapshot("b", [{"id": 7}, {"id": 8}], id="integer")])
+    load(warehouse, [*snapshot("a", [{"id": 2}], id="integer"), *snapshot("b", [{"id": 8}], id="integer")])
+    assert (warehouse.rows("a"), warehouse.rows("b")) == ([(2,)], [(8,)])
+
+
+@pytest.mark.parametrize("changed_share", [0.1, 0.9])
+def test_large_snapshots_few_or_most_rows_changed(warehouse, changed_share):
+    """Past SAMPLE_FROM_ROWS the merge estimates the changed share (diff, or replace all): same result."""
+    count = tables.SAMPLE_FROM_ROWS + 5000
+    load(warehouse, snapshot("t", [{"id": n, "v": "old"} for n in range(count)], id="integer", v="string"))
+    cut = int(count * changed_share)
+    new = [{"id": n, "v": "new" if n <= cut else "old"} for n in range(1, count + 1)]
+    load(warehouse, snapshot("t", new, id="integer", v="string"))
+    assert warehouse.rows("t", "count(*), min(id), max(id), count(*) filter (where v = 'new')", "1") == [
+        (count, 1, count, cut)]
