@@ -23,7 +23,7 @@ $(VENV_STAMP): requirements-dev.txt pyproject.toml tap-wiserock-api/pyproject.to
 	touch $@
 
 # `meltano install` works offline: the loader's definition is in plugins/loaders/*.lock.
-$(PLUGINS_STAMP): $(VENV_STAMP) meltano.yml plugins/loaders/target-postgres--meltanolabs.lock pyproject.toml tap-wiserock-api/pyproject.toml tap-wiserock-csv/pyproject.toml
+$(PLUGINS_STAMP): $(VENV_STAMP) meltano.yml plugins/loaders/target-postgres-meltanolabs--meltanolabs.lock pyproject.toml tap-wiserock-api/pyproject.toml tap-wiserock-csv/pyproject.toml target-wiserock-postgres/pyproject.toml
 	$(BIN)/meltano install
 	touch $@
 
@@ -34,6 +34,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tap-wiserock-api/tests
 	$(BIN)/python -m pytest -q tap-wiserock-csv/tests
+	$(BIN)/python -m pytest -q target-wiserock-postgres/tests
 	$(BIN)/python -m pytest -q tests
 
 # The peers (dlt, sling) get their own environment so that they never touch the project's.

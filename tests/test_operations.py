@@ -15,12 +15,13 @@ import psycopg
 import pytest
 import yaml
 
-from elt.settings import EMBEDDED_URL_VARIABLE, PROJECT_DIR, project_env
+from elt.settings import PROJECT_DIR, project_env
 from tap_wiserock_api.tap import TapWiseRockApi
 from tap_wiserock_csv.tap import TapWiseRockCsv
+from target_wiserock_postgres.target import TargetWiseRockPostgres
 from tests.conftest import MELTANO, meltano, pipeline_env
 
-TARGET_POSTGRES = PROJECT_DIR / ".meltano/loaders/target-postgres/venv/bin/target-postgres"
+BIN = pathlib.Path(sys.executable).parent
 STAGING_TABLES = ["stg_wiserock_csv_customers", "stg_wiserock_csv_order_items", "stg_wiserock_csv_orders",
                   "stg_wiserock_note", "stg_wiserock_user"]
 
@@ -52,14 +53,15 @@ def test_scheduled_job_loads_everything_without_orphans_and_summarizes(warehouse
     assert warehouse.count("stg_wiserock_csv_order_items") == 4000
 
 
-def test_killed_run_keeps_the_last_good_run_and_the_next_run_converges(warehouse, sandbox):
+def test_killed_run_changes_nothing_and_the_next_run_converges(warehouse, sandbox):
     box = sandbox.sandbox
     env = pipeline_env(warehouse, sandbox, TAP_WISEROCK_API_PAGE_SIZE="100")
     # Its own state id, so that the killed run's stale record blocks no other test.
     run = ("run", f"--state-id-suffix={warehouse.schema}", "tap-wiserock-api", "target-postgres")
     assert meltano(*run, env=env).returncode == 0
-    good_notes = set(warehouse.ids("stg_wiserock_note"))
+    good = {table: warehouse.fingerprint(table) for table in ("stg_wiserock_user", "stg_wiserock_note")}
     box.delete_rows("note", [row["id"] for row in box.rows("note")[:300]])
+    box.delete_rows("user", [row["id"] for row in box.rows("user")[-3:]])
     box.faults.latency = 0.2
     process = subprocess.Popen([str(MELTANO), *run], cwd=PROJECT_DIR,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -69,7 +71,8 @@ def test_killed_run_keeps_the_last_good_run_and_the_next_run_converges(warehouse
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert good_notes <= set(warehouse.ids("stg_wiserock_note"))
+    # The user stream had completed before the kill; still nothing changed anywhere.
+    assert {table: warehouse.fingerprint(table) for table in good} == good
     box.faults.latency = 0
     # Meltano guards against concurrent runs: the killed one still looks alive for a few
     # minutes, so a person rerunning at once says --force (a scheduled run finds it stale).
@@ -77,13 +80,15 @@ def test_killed_run_keeps_the_last_good_run_and_the_next_run_converges(warehouse
     assert refused.returncode != 0 and "already running" in refused.stderr
     assert meltano(*run, "--force", env=env).returncode == 0
     assert warehouse.ids("stg_wiserock_note") == [row["id"] for row in box.rows("note")]
+    assert warehouse.ids("stg_wiserock_user") == [row["id"] for row in box.rows("user")]
 
 
 def test_dropped_database_connections_are_retried_by_rerunning_the_job(warehouse, sandbox):
-    """The database drops the loader's connection in the middle of a write; the runner reruns."""
+    """The database drops the loader's connection while it applies the snapshot; the runner reruns."""
     box = sandbox.sandbox
-    box.faults.latency = 0.05  # the note pages take a moment: the lock is in place before the write
-    env = pipeline_env(warehouse, sandbox, TAP_WISEROCK_API_PAGE_SIZE="200")
+    env = pipeline_env(warehouse, sandbox)
+    assert meltano("run", "tap-wiserock-api", "target-postgres", env=env).returncode == 0
+    box.delete_rows("note", [row["id"] for row in box.rows("note")[::7]])
     dropped = threading.Event()
     note_table = f'"{warehouse.schema}".stg_wiserock_note'
 
@@ -91,14 +96,13 @@ def test_dropped_database_connections_are_retried_by_rerunning_the_job(warehouse
         deadline = time.monotonic() + 300
         with psycopg.connect(**warehouse.database.params, autocommit=True) as watcher, \
                 psycopg.connect(**warehouse.database.params) as locker:
-            while time.monotonic() < deadline and not watcher.execute("select to_regclass(%s)", (note_table,)).fetchone()[0]:
-                time.sleep(0.05)
-            # Hold the table so that the loader's write waits on it, then cut that very connection.
-            locker.execute(f"lock table {note_table} in access exclusive mode")
+            # EXCLUSIVE lets readers (the job's snapshot task) in but makes the loader wait at its
+            # commit step; then that very connection is terminated, as a server restart would.
+            locker.execute(f"lock table {note_table} in exclusive mode")
             while time.monotonic() < deadline:
                 victims = watcher.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                                          "where datname = current_database() and wait_event_type = 'Lock' "
-                                          "and pid <> %s", (locker.info.backend_pid,)).fetchall()
+                                          "where application_name = 'target-wiserock-postgres' "
+                                          "and wait_event_type = 'Lock'").fetchall()
                 if victims:
                     dropped.set()
                     break
@@ -107,7 +111,7 @@ def test_dropped_database_connections_are_retried_by_rerunning_the_job(warehouse
 
     thread = threading.Thread(target=drop_the_loaders_connection_once, daemon=True)
     thread.start()
-    run = subprocess.run([str(pathlib.Path(sys.executable).with_name("wiserock-elt")), "run"], cwd=PROJECT_DIR,
+    run = subprocess.run([str(BIN / "wiserock-elt"), "run"], cwd=PROJECT_DIR,
                          env=env, capture_output=True, text=True, timeout=900, check=False)
     thread.join(timeout=5)
     assert dropped.is_set()
@@ -120,7 +124,7 @@ def test_dropped_database_connections_are_retried_by_rerunning_the_job(warehouse
 def test_unreachable_database_is_one_clear_line(tmp_path):
     env = {**os.environ, "DB_HOST": "127.0.0.1", "DB_PORT": "9", "DB_USER": "u", "DB_PASSWORD": "secret-pw",
            "DB_NAME": "wiserock", "DB_SCHEMA": "wiserock", "API_URL": "http://127.0.0.1:9"}
-    run = subprocess.run([str(pathlib.Path(sys.executable).with_name("wiserock-elt")), "run"], cwd=PROJECT_DIR,
+    run = subprocess.run([str(BIN / "wiserock-elt"), "run"], cwd=PROJECT_DIR,
                          env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
@@ -128,23 +132,18 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert "Traceback" not in run.stderr and "secret-pw" not in run.stderr + run.stdout
 
 
-def test_standalone_tap_piped_into_target_postgres(warehouse, sandbox, tmp_path):
-    """The documented path without Meltano: tap --config | target-postgres --config."""
+def test_standalone_tap_piped_into_the_loader(warehouse, sandbox, tmp_path):
+    """The documented path without Meltano: tap --config | target-wiserock-postgres --config."""
     env = pipeline_env(warehouse, sandbox)
     tap_config = {"api_url": env["API_URL"], "api_key": env["API_KEY"], "email": env["API_EMAIL"],
                   "password": env["API_PASSWORD"], "emit_activate_version_messages": True}
     params = warehouse.database.params
-    target_config = {"default_target_schema": warehouse.schema, "hard_delete": True, "use_copy": True,
-                     "sanitize_null_text_characters": True}
-    if EMBEDDED_URL_VARIABLE in warehouse.server.env:
-        target_config["sqlalchemy_url"] = warehouse.server.env[EMBEDDED_URL_VARIABLE]
-    else:
-        target_config.update(host=params["host"], port=params["port"], user=params["user"],
-                             password=params.get("password", ""), database=params["dbname"])
+    target_config = {"host": params["host"], "port": params["port"], "user": params["user"],
+                     "password": params.get("password", ""), "database": params["dbname"],
+                     "default_target_schema": warehouse.schema}
     (tmp_path / "config.json").write_text(json.dumps(tap_config))
     (tmp_path / "target.json").write_text(json.dumps(target_config))
-    tap_exe = pathlib.Path(sys.executable).with_name("tap-wiserock-api")
-    pipeline = f"'{tap_exe}' --config config.json | '{TARGET_POSTGRES}' --config target.json"
+    pipeline = f"'{BIN / 'tap-wiserock-api'}' --config config.json | '{BIN / 'target-wiserock-postgres'}' --config target.json"
     run = subprocess.run(["/bin/bash", "-o", "pipefail", "-c", pipeline], cwd=tmp_path, capture_output=True, text=True,
                          timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -152,16 +151,36 @@ def test_standalone_tap_piped_into_target_postgres(warehouse, sandbox, tmp_path)
     assert warehouse.count("note") == len(sandbox.sandbox.rows("note"))
 
 
-@pytest.mark.parametrize(("name", "tap_class"), [("tap-wiserock-api", TapWiseRockApi), ("tap-wiserock-csv", TapWiseRockCsv)])
-def test_meltano_settings_match_the_taps(name, tap_class):
-    plugin = next(p for p in yaml.safe_load((PROJECT_DIR / "meltano.yml").read_text())["plugins"]["extractors"]
+def test_stock_target_postgres_still_loads_both_taps(warehouse, sandbox):
+    """MeltanoLabs' loader stays declared: standard targets keep working with the taps' RECORD mode."""
+    env = pipeline_env(warehouse, sandbox, TAP_WISEROCK_API_BATCH_CONFIG="{}", TAP_WISEROCK_CSV_BATCH_CONFIG="{}")
+    if str(warehouse.database.params["host"]).startswith("/"):  # it cannot take a socket directory as host
+        params = warehouse.database.params
+        env["TARGET_POSTGRES_MELTANOLABS_SQLALCHEMY_URL"] = (
+            f"postgresql+psycopg://{params['user']}@/{params['dbname']}?host={params['host']}")
+    for tap in ("tap-wiserock-csv", "tap-wiserock-api"):
+        result = meltano("run", tap, "target-postgres-meltanolabs", env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert warehouse.ids("stg_wiserock_user") == [row["id"] for row in sandbox.sandbox.rows("user")]
+    assert warehouse.count("stg_wiserock_note") == len(sandbox.sandbox.rows("note"))
+    assert warehouse.count("stg_wiserock_csv_order_items") == 4000
+    assert "_sdc_table_version" in warehouse.column_types("stg_wiserock_note")  # it really was the stock loader
+
+
+@pytest.mark.parametrize(("kind", "name", "executable", "plugin_class"), [
+    ("extractors", "tap-wiserock-api", "tap-wiserock-api", TapWiseRockApi),
+    ("extractors", "tap-wiserock-csv", "tap-wiserock-csv", TapWiseRockCsv),
+    ("loaders", "target-postgres", "target-wiserock-postgres", TargetWiseRockPostgres),
+])
+def test_meltano_settings_match_the_plugins(kind, name, executable, plugin_class):
+    plugin = next(p for p in yaml.safe_load((PROJECT_DIR / "meltano.yml").read_text())["plugins"][kind]
                   if p["name"] == name)
     declared = {setting["name"]: setting for setting in plugin["settings"]}
-    own = tap_class.config_jsonschema["properties"]
-    about = json.loads(subprocess.run([str(pathlib.Path(sys.executable).with_name(name)), "--about", "--format=json"],
+    own = plugin_class.config_jsonschema["properties"]
+    about = json.loads(subprocess.run([str(BIN / executable), "--about", "--format=json"],
                                       capture_output=True, text=True, check=True).stdout)
-    assert set(own) <= set(declared), "a tap setting is missing from meltano.yml"
-    assert set(declared) <= set(about["settings"]["properties"]), "meltano.yml declares a setting the tap does not have"
+    assert set(own) <= set(declared), "a plugin setting is missing from meltano.yml"
+    assert set(declared) <= set(about["settings"]["properties"]), "meltano.yml declares a setting the plugin does not have"
     for setting_name, schema in own.items():
         setting = declared[setting_name]
         assert bool(setting.get("sensitive")) == bool(schema.get("secret")), setting_name
@@ -169,14 +188,20 @@ def test_meltano_settings_match_the_taps(name, tap_class):
         assert setting.get("description") == schema.get("description"), setting_name
 
 
-@pytest.mark.parametrize(("env", "expected"), [({}, "prefer"), ({"DB_SSLMODE": "require"}, "require"),
+@pytest.mark.parametrize(("env", "expected"), [({}, None), ({"DB_SSLMODE": "require"}, "require"),
                                               ({"DB_SSLMODE": "verify-full"}, "verify-full")])
-def test_db_sslmode_reaches_the_loader_as_libpq_sslmode(env, expected):
+def test_db_sslmode_reaches_the_loader(env, expected):
     base = {k: v for k, v in os.environ.items() if k not in {"DB_SSLMODE", "PGSSLMODE"}}
     if "DB_SSLMODE" in project_env():
         pytest.skip("the project's .env sets DB_SSLMODE")
-    result = meltano("invoke", "--print-var", "PGSSLMODE", "target-postgres", env={**base, **env})
-    assert f"PGSSLMODE={expected}" in result.stdout
+    config = json.loads(meltano("config", "print", "target-postgres", env={**base, **env}).stdout)
+    assert config.get("sslmode") == expected  # unset: the loader's own default, prefer
+
+
+def test_db_sslmode_reaches_the_stock_loader_as_libpq_sslmode():
+    base = {k: v for k, v in os.environ.items() if k not in {"DB_SSLMODE", "PGSSLMODE"}}
+    result = meltano("invoke", "--print-var", "PGSSLMODE", "target-postgres-meltanolabs", env={**base, "DB_SSLMODE": "require"})
+    assert "PGSSLMODE=require" in result.stdout
 
 
 def test_meltano_variables_override_the_dotenv_keys():
