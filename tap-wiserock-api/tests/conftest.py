@@ -10,19 +10,13 @@ import subprocess
 import sys
 import typing as t
 
-import pytest
-
-from tap_wiserock_api.sandbox import (
-    SANDBOX_API_KEY,
-    SANDBOX_EMAIL,
-    SANDBOX_PASSWORD,
-    Faults,
-    Sandbox,
-    SandboxHTTPServer,
-)
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
+from wiserock_sandbox.testing import start_sandbox  # noqa: F401 - a fixture, found by name
 
 if t.TYPE_CHECKING:
     import pathlib
+
+    from wiserock_sandbox import SandboxHTTPServer
 
 # What each source spelling of `activeflag` must become, written out independently of the tap.
 # (As dict keys, 1 and 0 are True and False: the JSON numbers map with the booleans.)
@@ -50,20 +44,6 @@ class TapRun:
     def last_error_line(self) -> str:
         lines = self.stderr.strip().splitlines()
         return lines[-1] if lines else ""
-
-
-@pytest.fixture
-def start_sandbox() -> t.Iterator[t.Callable[..., SandboxHTTPServer]]:
-    servers: list[SandboxHTTPServer] = []
-
-    def start(*, users: int = 300, notes: int = 1200, **faults: t.Any) -> SandboxHTTPServer:
-        server = SandboxHTTPServer(Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults))).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def tap_config(server: SandboxHTTPServer, **overrides: t.Any) -> dict[str, t.Any]:

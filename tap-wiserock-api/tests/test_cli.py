@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 from tests.conftest import assert_same_rows, run_tap, tap_config
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 
 
 def test_about_lists_settings_and_marks_secrets(tmp_path):
