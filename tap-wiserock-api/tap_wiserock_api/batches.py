@@ -28,7 +28,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BatchConfig
 
 Columns = dict[str, list[t.Any]]
-COMPRESSIONS = ("none", "gzip")
 GZIP_LEVEL = 6  # zlib's default: most of level 9's size at a fraction of its time
 
 
@@ -81,11 +80,9 @@ class BatchFiles:
 
     def __init__(self, config: BatchConfig, *, max_bytes: int, tap: str, stream: str,
                  properties: dict[str, dict[str, t.Any]]) -> None:
+        # singer-sdk's settings schema allows only parquet or jsonl, gzip or none.
         encoding = config.encoding
-        self.compression = (encoding.compression or "none").lower()
-        if encoding.format not in {"parquet", "jsonl"} or self.compression not in COMPRESSIONS:
-            raise BatchConfigError(f"batch_config encoding must be parquet or jsonl, compressed with none or gzip; "
-                                   f"got {encoding.format!r} with {encoding.compression!r}")
+        self.compression = encoding.compression or "none"
         self.format = encoding.format
         # A parquet file compresses inside (its codec); a JSON Lines file is gzipped whole.
         self._suffix = ".parquet" if self.format == "parquet" else ".jsonl.gz" if self.compression == "gzip" else ".jsonl"

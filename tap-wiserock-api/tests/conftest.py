@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import typing as t
@@ -14,8 +15,6 @@ from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 from wiserock_sandbox.testing import start_sandbox  # noqa: F401 - a fixture, found by name
 
 if t.TYPE_CHECKING:
-    import pathlib
-
     from wiserock_sandbox import SandboxHTTPServer
 
 # What each source spelling of `activeflag` must become, written out independently of the tap.
@@ -99,3 +98,30 @@ def assert_same_rows(emitted: list[dict[str, t.Any]], rows: list[dict[str, t.Any
     by_id = {row["id"]: expected_record(row) for row in rows}
     for record in emitted:
         assert comparable(record) == by_id[record["id"]]
+
+
+def batch_config(folder: pathlib.Path, file_format: str = "parquet", compression: str = "none",
+                 batch_size: int = 10000) -> dict[str, t.Any]:
+    return {"encoding": {"format": file_format, "compression": compression},
+            "storage": {"root": folder.as_uri()}, "batch_size": batch_size}
+
+
+def batch_files(run: TapRun, stream: str) -> list[pathlib.Path]:
+    """The files the BATCH messages of a stream name, in message order."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    return [pathlib.Path(url2pathname(urlparse(url).path))
+            for message in run.of_type("BATCH") if message["stream"] == stream for url in message["manifest"]]
+
+
+def read_batch_file(path: pathlib.Path, file_format: str, compression: str) -> list[dict[str, t.Any]]:
+    """A batch file's rows, as a loader reads them: parquet timestamps are datetimes."""
+    if file_format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    import gzip
+
+    data = gzip.decompress(path.read_bytes()) if compression == "gzip" else path.read_bytes()
+    return [json.loads(line) for line in data.splitlines()]

@@ -57,3 +57,12 @@ def test_command_line_latency_option(tmp_path):
         process.terminate()
         output, _ = process.communicate(timeout=10)
     assert "latency 300 ms" in output
+
+
+def test_reads_in_flight_are_counted(start_sandbox):
+    server = start_sandbox(users=20, notes=5, latency=0.3)
+    token = login(server.url)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: timed_read(server.url, token), range(3)))
+    assert server.sandbox.stats.max_reads_in_flight == 3
+    assert server.sandbox.stats.reads_in_flight == 0

@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(error.status, error.body, error.headers)
 
     def _count(self, status: int) -> None:
-        self.server.sandbox.answered(status, read=self.command == "GET")
+        self.server.sandbox.answered(status, read=self.command == "GET" and self.path.startswith("/rest/v1/"))
 
     def _send_server_error(self, status: int, retry_after: int) -> None:
         """A gateway-style failure: HTML, not JSON, as Cloudflare and load balancers send."""

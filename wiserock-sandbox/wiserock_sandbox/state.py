@@ -53,6 +53,8 @@ class Stats:
     token_requests: int = 0
     read_log: list[tuple[float, int]] = dataclasses.field(default_factory=list)  # (time answered, status)
     read_arrivals: list[float] = dataclasses.field(default_factory=list)  # time.monotonic() as each read came in
+    reads_in_flight: int = 0
+    max_reads_in_flight: int = 0  # the most reads being served at once
     statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     issued_tokens: list[str] = dataclasses.field(default_factory=list)
 
@@ -174,12 +176,15 @@ class Sandbox:
             self.stats.statuses[status] += 1
             if read:
                 self.stats.read_log.append((time.monotonic(), status))
+                self.stats.reads_in_flight -= 1
 
     def arrive(self) -> int:
         """Number an incoming read (1, 2, ...) and note when it came in; safe across threads."""
         with self._lock:
             self.stats.reads += 1
             self.stats.read_arrivals.append(time.monotonic())
+            self.stats.reads_in_flight += 1
+            self.stats.max_reads_in_flight = max(self.stats.max_reads_in_flight, self.stats.reads_in_flight)
             return self.stats.reads
 
     def read(self, table: str, params: list[tuple[str, str]], range_header: str | None,
