@@ -231,13 +231,14 @@ class PostgrestStream(RESTStream["int | None"]):
             page, left = self._request_page(context, KeyRange(cursor, key_range.upper), count="exact" if bounded else None)
             if not page.rows:
                 return
+            last = page.rows[-1][self.primary_keys[0]]
+            # Checked because a filter the server ignored would repeat rows, never fail.
+            if (cursor is not None and last <= cursor) or (bounded and last > key_range.upper):
+                raise FatalAPIError(f"reading table '{self.name}': the server ignored the key filter "
+                                    f"(asked for keys above {cursor} up to {key_range.upper}, got {last})")
             yield page
             if left is not None and left <= len(page.rows):
                 return
-            last = page.rows[-1][self.primary_keys[0]]
-            if cursor is not None and last <= cursor:
-                raise FatalAPIError(f"reading table '{self.name}': the server ignored the key filter "
-                                    f"(asked for keys above {cursor}, got {last})")
             cursor = last
 
     def _request_page(self, context: Context | None, key_range: KeyRange, *, count: str | None = None,
