@@ -218,7 +218,8 @@ class PostgrestStream(RESTStream["int | None"]):
             return [KeyRange(last, None)]
         count = math.ceil(pages_left / RANGE_PAGES)
         width = (top_rows[0][key] - last) / count
-        bounds = [last, *sorted({last + math.floor(width * n) for n in range(1, count)}), None]
+        inner = {last + math.floor(width * n) for n in range(1, count)} - {last}  # keys may be few and dense
+        bounds = [last, *sorted(inner), None]
         return [KeyRange(lower, upper) for lower, upper in itertools.pairwise(bounds)]
 
     def _read_range(self, context: Context | None, key_range: KeyRange) -> Iterator[Page]:
