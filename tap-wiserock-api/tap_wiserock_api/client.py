@@ -63,7 +63,7 @@ class PostgrestStream(RESTStream["int | None"]):
     """A full-table read of one PostgREST table, ordered by its integer primary key."""
 
     primary_keys: t.ClassVar[list[str]] = ["id"]
-    # post_process builds every record to the schema already; conforming it again per
+    # convert_page builds every record to the schema already; conforming it again per
     # record is pure overhead.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
