@@ -15,7 +15,7 @@ help:
 install: $(PLUGINS_STAMP)
 
 # Reinstalled only when a dependency list changes.
-$(VENV_STAMP): requirements-dev.txt pyproject.toml tap-wiserock-api/pyproject.toml tap-wiserock-csv/pyproject.toml target-wiserock-postgres/pyproject.toml
+$(VENV_STAMP): requirements-dev.txt pyproject.toml wiserock-sandbox/pyproject.toml tap-wiserock-api/pyproject.toml tap-wiserock-csv/pyproject.toml target-wiserock-postgres/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -32,6 +32,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q wiserock-sandbox/tests
 	$(BIN)/python -m pytest -q tap-wiserock-api/tests
 	$(BIN)/python -m pytest -q tap-wiserock-csv/tests
 	$(BIN)/python -m pytest -q target-wiserock-postgres/tests

@@ -29,7 +29,7 @@ from bench.data import TYPED_TABLE, write_csv
 from bench.measure import run_measured
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import PROJECT_DIR, Database
-from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 
 OUT = PROJECT_DIR / "bench" / "out"
 RESULTS = PROJECT_DIR / "bench" / "results.md"
@@ -91,7 +91,7 @@ def pandas_to_sql(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceilin
 def sandbox(notes: int) -> t.Iterator[str]:
     with tempfile.TemporaryDirectory() as folder:
         url_file = pathlib.Path(folder) / "url"
-        process = subprocess.Popen([sys.executable, "-m", "tap_wiserock_api.sandbox.cli", "--users", "1000",
+        process = subprocess.Popen([sys.executable, "-m", "wiserock_sandbox.cli", "--users", "1000",
                                     "--notes", str(notes), "--url-file", str(url_file)], stdout=subprocess.DEVNULL)
         try:
             while not url_file.exists():

@@ -42,11 +42,11 @@ def log(message: str) -> None:
 @contextlib.contextmanager
 def sandbox_api(env: dict[str, str]) -> t.Iterator[None]:
     """Serve the sandbox on a free local port for the length of the run."""
-    from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
+    from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 
     with tempfile.TemporaryDirectory() as folder:
         url_file = pathlib.Path(folder) / "url"
-        process = subprocess.Popen([sys.executable, "-m", "tap_wiserock_api.sandbox.cli", "--url-file", str(url_file)],
+        process = subprocess.Popen([sys.executable, "-m", "wiserock_sandbox.cli", "--url-file", str(url_file)],
                                    stdout=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import PROJECT_DIR, Database
-from tap_wiserock_api.sandbox import (
+from wiserock_sandbox import (
     SANDBOX_API_KEY,
     SANDBOX_EMAIL,
     SANDBOX_PASSWORD,

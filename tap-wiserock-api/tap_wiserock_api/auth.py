@@ -3,10 +3,15 @@
 Supabase Auth wants a JSON body (singer-sdk's OAuthAuthenticator posts a form), and a
 run outlives a token: the session renews itself shortly before `expires_at`, and again
 when PostgREST answers 401 "JWT expired" (see `expire`).
+
+Streams read key ranges from several threads: one lock makes a single login or renewal
+serve them all (refresh tokens are single-use), and the login's own HTTP session is only
+used under that lock, one request at a time.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -40,6 +45,7 @@ class SupabaseSession(requests.auth.AuthBase):
         self._access_token: str | None = None
         self._refresh_token: str | None = None
         self._renew_at = 0.0
+        self._lock = threading.Lock()
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         # Called again on every retry, so a retried request carries the current token.
@@ -50,6 +56,10 @@ class SupabaseSession(requests.auth.AuthBase):
         return f"SupabaseSession({self._token_url!r})"  # never the secrets
 
     def access_token(self) -> str:
+        with self._lock:
+            return self._current_token()
+
+    def _current_token(self) -> str:
         if self._access_token is None:
             self._grant("password", {"email": self._email, "password": self._password})
         elif time.time() >= self._renew_at:
@@ -58,9 +68,12 @@ class SupabaseSession(requests.auth.AuthBase):
             raise FatalAPIError("login failed: no access token")
         return self._access_token
 
-    def expire(self) -> None:
-        """The server said the token expired: renew it before the next request."""
-        self._renew_at = 0.0
+    def expire(self, authorization: str | None) -> None:
+        """The server said the token sent as `authorization` expired: renew it before the next
+        request, unless another thread has renewed it already."""
+        with self._lock:
+            if self._access_token is not None and authorization == f"Bearer {self._access_token}":
+                self._renew_at = 0.0
 
     def _renew(self) -> None:
         if self._refresh_token:

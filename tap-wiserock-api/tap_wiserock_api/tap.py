@@ -15,6 +15,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_wiserock_api.auth import SupabaseSession
+from tap_wiserock_api.batches import BatchConfigError
 from tap_wiserock_api.errors import SourceDataError
 from tap_wiserock_api.streams import STREAM_TYPES
 from tap_wiserock_api.writer import ActivateVersionAtEndWriter
@@ -28,8 +29,8 @@ else:
     from typing_extensions import override
 
 # Failures a user can act on: reported in one line, without a traceback.
-EXPECTED_FAILURES = (FatalAPIError, RetriableAPIError, SourceDataError, requests.RequestException,
-                     FileNotFoundError)
+EXPECTED_FAILURES = (FatalAPIError, RetriableAPIError, SourceDataError, BatchConfigError,
+                     requests.RequestException, OSError)
 # singer-sdk reads config files with simplejson.
 CONFIG_SYNTAX_ERRORS = (json.JSONDecodeError, simplejson.JSONDecodeError)
 
@@ -59,6 +60,13 @@ class TapWiseRockApi(Tap):
                     description="Milliseconds before the first retry, doubling up to 60 s; a Retry-After header wins"),
         th.Property("user_agent", th.StringType, default="tap-wiserock-api/0.1.0", title="User agent",
                     description="User-Agent header sent with every request"),
+        th.Property("parallel_requests", th.IntegerType(minimum=1), default=4, title="Parallel requests",
+                    description="Requests in flight at once: a large table is read as this many key ranges at a "
+                                "time (rows still come out in key order); 1 reads one page after another"),
+        th.Property("batch_file_max_bytes", th.IntegerType(minimum=1), default=64 * 2**20,
+                    title="Batch file maximum bytes",
+                    description="With batch_config: a batch file is closed once it holds this many bytes, or "
+                                "batch_config's batch_size rows, whichever comes first"),
         # singer-sdk reads this setting but does not list it; declared so that --about shows it.
         th.Property("emit_activate_version_messages", th.BooleanType, default=False,
                     title="Emit ACTIVATE_VERSION messages",

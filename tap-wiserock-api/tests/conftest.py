@@ -6,23 +6,16 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import typing as t
 
-import pytest
-
-from tap_wiserock_api.sandbox import (
-    SANDBOX_API_KEY,
-    SANDBOX_EMAIL,
-    SANDBOX_PASSWORD,
-    Faults,
-    Sandbox,
-    SandboxHTTPServer,
-)
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
+from wiserock_sandbox.testing import start_sandbox  # noqa: F401 - a fixture, found by name
 
 if t.TYPE_CHECKING:
-    import pathlib
+    from wiserock_sandbox import SandboxHTTPServer
 
 # What each source spelling of `activeflag` must become, written out independently of the tap.
 # (As dict keys, 1 and 0 are True and False: the JSON numbers map with the booleans.)
@@ -50,20 +43,6 @@ class TapRun:
     def last_error_line(self) -> str:
         lines = self.stderr.strip().splitlines()
         return lines[-1] if lines else ""
-
-
-@pytest.fixture
-def start_sandbox() -> t.Iterator[t.Callable[..., SandboxHTTPServer]]:
-    servers: list[SandboxHTTPServer] = []
-
-    def start(*, users: int = 300, notes: int = 1200, **faults: t.Any) -> SandboxHTTPServer:
-        server = SandboxHTTPServer(Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults))).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def tap_config(server: SandboxHTTPServer, **overrides: t.Any) -> dict[str, t.Any]:
@@ -119,3 +98,30 @@ def assert_same_rows(emitted: list[dict[str, t.Any]], rows: list[dict[str, t.Any
     by_id = {row["id"]: expected_record(row) for row in rows}
     for record in emitted:
         assert comparable(record) == by_id[record["id"]]
+
+
+def batch_config(folder: pathlib.Path, file_format: str = "parquet", compression: str = "none",
+                 batch_size: int = 10000) -> dict[str, t.Any]:
+    return {"encoding": {"format": file_format, "compression": compression},
+            "storage": {"root": folder.as_uri()}, "batch_size": batch_size}
+
+
+def batch_files(run: TapRun, stream: str) -> list[pathlib.Path]:
+    """The files the BATCH messages of a stream name, in message order."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    return [pathlib.Path(url2pathname(urlparse(url).path))
+            for message in run.of_type("BATCH") if message["stream"] == stream for url in message["manifest"]]
+
+
+def read_batch_file(path: pathlib.Path, file_format: str, compression: str) -> list[dict[str, t.Any]]:
+    """A batch file's rows, as a loader reads them: parquet timestamps are datetimes."""
+    if file_format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    import gzip
+
+    data = gzip.decompress(path.read_bytes()) if compression == "gzip" else path.read_bytes()
+    return [json.loads(line) for line in data.splitlines()]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
-from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 from tests.conftest import assert_same_rows, run_tap, tap_config
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 
 
 def test_about_lists_settings_and_marks_secrets(tmp_path):
@@ -78,3 +79,12 @@ def test_no_activate_version_for_a_stream_that_fails_midway(start_sandbox, tmp_p
     assert run.returncode != 0
     assert 0 < len(run.records("user")) < 300
     assert run.of_type("ACTIVATE_VERSION") == []
+
+
+def test_committed_catalog_is_what_discovery_gives(tmp_path):
+    """catalog.json lets Meltano skip the discovery run (`catalog:` in meltano.yml); it must
+    stay exactly what --discover prints (regenerate it with that command)."""
+    config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "email": "e", "password": "p"}
+    discovered = json.loads(run_tap(tmp_path, config, "--discover").stdout)
+    committed = json.loads((pathlib.Path(__file__).parents[1] / "catalog.json").read_text())
+    assert committed == discovered

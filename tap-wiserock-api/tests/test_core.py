@@ -2,8 +2,8 @@
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, Sandbox, SandboxHTTPServer
 from tap_wiserock_api.tap import TapWiseRockApi
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, Sandbox, SandboxHTTPServer
 
 # get_tap_test_class needs the config when the class is built, so the sandbox starts with
 # this module; a daemon thread, it ends with the test process.

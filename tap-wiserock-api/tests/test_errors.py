@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tap_wiserock_api.sandbox import SANDBOX_API_KEY, SANDBOX_PASSWORD
 from tests.conftest import run_tap, tap_config
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_PASSWORD
 
 
 def assert_one_line_failure(run, *fragments: str) -> None:

@@ -7,7 +7,8 @@ import pathlib
 import signal
 import sys
 
-from tap_wiserock_api.sandbox.server import Faults, Sandbox, SandboxHTTPServer
+from wiserock_sandbox.server import SandboxHTTPServer
+from wiserock_sandbox.state import Faults, Sandbox
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,17 +24,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--error-every", type=int, default=0)
     parser.add_argument("--error-status", type=int, default=503)
     parser.add_argument("--drop-every", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="milliseconds slept before every answer, as a remote project's round trip")
     parser.add_argument("--url-file", type=pathlib.Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
     faults = Faults(max_rows=args.max_rows, token_lifetime=args.token_lifetime,
                     rate_limit_every=args.rate_limit_every, error_every=args.error_every,
-                    error_status=args.error_status, drop_every=args.drop_every)
+                    error_status=args.error_status, drop_every=args.drop_every,
+                    latency=args.latency_ms / 1000)
     sandbox = Sandbox(seed=args.seed, users=args.users, notes=args.notes, faults=faults)
     server = SandboxHTTPServer(sandbox, args.host, args.port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"wiserock-sandbox listening on {server.url} "
-          f"({args.users} users, {args.notes} notes, seed {args.seed})", flush=True)
+          f"({args.users} users, {args.notes} notes, seed {args.seed}, latency {args.latency_ms:g} ms)", flush=True)
     if args.url_file:
         args.url_file.write_text(server.url)
     try:

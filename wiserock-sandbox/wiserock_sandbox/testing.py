@@ -1,0 +1,28 @@
+"""A pytest fixture for the packages tested against the sandbox: import it into a conftest.py.
+
+Imports pytest, so only test code imports this module.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from wiserock_sandbox.server import SandboxHTTPServer
+from wiserock_sandbox.state import Faults, Sandbox
+
+
+@pytest.fixture
+def start_sandbox() -> t.Iterator[t.Callable[..., SandboxHTTPServer]]:
+    """`start_sandbox(users=..., notes=..., **faults)` serves a fresh sandbox; all stop after the test."""
+    servers: list[SandboxHTTPServer] = []
+
+    def start(*, users: int = 300, notes: int = 1200, **faults: t.Any) -> SandboxHTTPServer:
+        server = SandboxHTTPServer(Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults))).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
