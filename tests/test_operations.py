@@ -152,14 +152,15 @@ def test_standalone_tap_piped_into_the_loader(warehouse, sandbox, tmp_path):
 
 
 def test_stock_target_postgres_still_loads_both_taps(warehouse, sandbox):
-    """MeltanoLabs' loader stays declared: standard targets keep working with the taps' RECORD mode."""
-    env = pipeline_env(warehouse, sandbox, TAP_WISEROCK_API_BATCH_CONFIG="{}", TAP_WISEROCK_CSV_BATCH_CONFIG="{}")
+    """MeltanoLabs' loader stays declared: standard targets keep working with the taps' RECORD mode
+    (the taps write RECORD messages in the environment standard-targets; dev and prod send BATCH files)."""
+    env = pipeline_env(warehouse, sandbox)
     if str(warehouse.database.params["host"]).startswith("/"):  # it cannot take a socket directory as host
         params = warehouse.database.params
         env["TARGET_POSTGRES_MELTANOLABS_SQLALCHEMY_URL"] = (
             f"postgresql+psycopg://{params['user']}@/{params['dbname']}?host={params['host']}")
     for tap in ("tap-wiserock-csv", "tap-wiserock-api"):
-        result = meltano("run", tap, "target-postgres-meltanolabs", env=env)
+        result = meltano("--environment", "standard-targets", "run", tap, "target-postgres-meltanolabs", env=env)
         assert result.returncode == 0, result.stderr[-3000:]
     assert warehouse.ids("stg_wiserock_user") == [row["id"] for row in sandbox.sandbox.rows("user")]
     assert warehouse.count("stg_wiserock_note") == len(sandbox.sandbox.rows("note"))

@@ -5,7 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 
+from elt.settings import PROJECT_DIR
 from tests.conftest import meltano, pipeline_env
+
+BATCH_DIR = PROJECT_DIR / ".meltano" / "run" / "batches"  # meltano.yml: the taps' batch_config
+
+
+def batch_files() -> set[str]:
+    return {path.name for path in BATCH_DIR.glob("*")} if BATCH_DIR.exists() else set()
 
 # Lower-cased source spellings; as dict keys, 1 and 0 are True and False.
 EXPECTED_FLAG = {True: True, "y": True, "yes": True, "true": True, "t": True,
@@ -28,8 +35,11 @@ def load_api(warehouse, sandbox, **extra):
 
 def test_api_tables_match_the_source(warehouse, sandbox):
     sandbox.sandbox.faults.max_rows = 250  # the server's cap below page_size, as a real project may have
+    files_before = batch_files()
     result = load_api(warehouse, sandbox)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert '"metric":"batch_count"' in result.stderr  # the project's environment sends BATCH files ...
+    assert batch_files() == files_before  # ... and the loader deletes them once loaded
     users, notes = sandbox.sandbox.rows("user"), sandbox.sandbox.rows("note")
     assert warehouse.ids("stg_wiserock_user") == [row["id"] for row in users]
     assert warehouse.ids("stg_wiserock_note") == [row["id"] for row in notes]
@@ -99,8 +109,10 @@ def test_api_down_midway_changes_no_table_and_the_next_run_converges(warehouse, 
     box.delete_rows("user", [row["id"] for row in box.rows("user")[-5:]])
     reads_so_far = box.stats.reads
     box.faults.on_request[reads_so_far + 6] = lambda sandbox: setattr(sandbox.faults, "error_every", 1)
+    files_before = batch_files()
     failed = load_api(warehouse, sandbox, TAP_WISEROCK_API_MAX_ATTEMPTS="2", TAP_WISEROCK_API_PAGE_SIZE="200")
     assert failed.returncode != 0
+    assert batch_files() == files_before  # the loader deletes what it was sent, the tap what it had not sent
     assert "HTTP 503" in failed.stderr
     (loader_line,) = [line for line in failed.stderr.splitlines() if "target-wiserock-postgres: error:" in line]
     assert "stg_wiserock_note" in loader_line and "stg_wiserock_user" not in loader_line  # names what did not complete
