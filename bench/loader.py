@@ -27,10 +27,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from bench.__main__ import SCHEMA as CEILING_SCHEMA
-from bench.__main__ import Row, copy_ceiling
+from bench.csv_paths import copy_ceiling
 from bench.data import write_csv
-from bench.measure import run_measured
+from bench.measure import Row, markdown_table, run_measured
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import PROJECT_DIR, Database
 from target_wiserock_postgres import tables
@@ -109,6 +108,7 @@ def loader_config(env: dict[str, str]) -> pathlib.Path:
     config = {"host": params.get("host"), "port": params.get("port", 5432), "user": params.get("user"),
               "password": params.get("password"), "database": params.get("dbname"), "default_target_schema": SCHEMA}
     path = OUT / "target-config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({key: value for key, value in config.items() if value is not None}))
     return path
 
@@ -158,8 +158,6 @@ def loader_rows(env: dict[str, str], csv_path: pathlib.Path, rows: int, *, ceili
     """The loader's rows of the benchmark table at `rows` rows; `ceiling` is COPY's rows/s (measured when None)."""
     result: list[Row] = []
     if ceiling is None:
-        with connect(env) as connection:
-            connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(CEILING_SCHEMA)))
         copy = copy_ceiling(env, csv_path, rows)
         ceiling = copy.rate
         result.append(copy)
@@ -196,12 +194,9 @@ def main() -> None:
     rows += loader_rows(env, small, small_rows, ceiling=rows[0].rate)
     stop_embedded(embedded_dir)
 
-    header = ["path", "rows", "seconds", "rows/s", "share of COPY", "peak RSS MB"]
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table += ["| " + " | ".join(row.cells()) + " |" for row in rows]
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"server {server.get('DB_HOST', 'embedded')}.\n")
-    print("\n".join(table))
+    print(markdown_table(rows, share_header="share of COPY"))
 
 
 if __name__ == "__main__":

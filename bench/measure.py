@@ -1,4 +1,4 @@
-"""Timing a command and sampling the peak RSS of each process in its tree."""
+"""Timing a command, sampling the peak RSS of each process in its tree, and the table rows."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ class Measurement:
     output: str
 
 
-def run_measured(command: list[str], *, labels: t.Sequence[str], env: dict[str, str], cwd: str) -> Measurement:
-    """Run `command`; every 50 ms, note the RSS of descendants whose command line names a label."""
+def run_measured(command: list[str], *, labels: t.Sequence[str], env: dict[str, str], cwd: str,
+                 include_root: bool = False) -> Measurement:
+    """Run `command`; every 50 ms, note the RSS of descendants (and of the command itself with
+    `include_root`) whose command line names a label."""
     peaks = dict.fromkeys(labels, 0.0)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -30,7 +32,7 @@ def run_measured(command: list[str], *, labels: t.Sequence[str], env: dict[str, 
         root = psutil.Process(process.pid)
         while not done.is_set():
             try:
-                children = root.children(recursive=True)
+                children = root.children(recursive=True) + ([root] if include_root else [])
             except psutil.NoSuchProcess:
                 return
             for child in children:
@@ -53,3 +55,29 @@ def run_measured(command: list[str], *, labels: t.Sequence[str], env: dict[str, 
     done.set()
     sampler.join()
     return Measurement(seconds, peaks, process.returncode, output)
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the results table: a path, its size and time, against its ceiling's rows/s."""
+
+    path: str
+    rows: int
+    seconds: float
+    ceiling: float | None = None  # rows/s of the path's ceiling; None: this row is the ceiling
+    rss: str = "-"
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds
+
+    def cells(self) -> list[str]:
+        share = f"{self.rate / self.ceiling:.3f}" if self.ceiling else "1.000"
+        return [self.path, f"{self.rows:,}", f"{self.seconds:.1f}", f"{self.rate:,.0f}", share, self.rss]
+
+
+def markdown_table(rows: t.Sequence[Row], *, share_header: str = "share of ceiling") -> str:
+    header = ["path", "rows", "seconds", "rows/s", share_header, "peak RSS MB"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
