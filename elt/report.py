@@ -34,7 +34,7 @@ class Relation:
         return f"{self.child}.{self.column} -> {self.parent}.{self.key}"
 
 
-# Foreign keys the staging tables honour (target-postgres creates none).
+# Foreign keys the staging tables honour (the loader creates none: each table is a source's snapshot).
 RELATIONS = (
     Relation("stg_wiserock_note", "user_id", "stg_wiserock_user", "id"),
     Relation("stg_wiserock_csv_orders", "customer_id", "stg_wiserock_csv_customers", "id"),
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     env = project_env(pathlib.Path(os.environ.get("MELTANO_PROJECT_ROOT", pathlib.Path.cwd())))
     if not env.get("DB_SCHEMA"):
         sys.exit("wiserock-report: error: DB_SCHEMA is not set (environment or .env): "
-                 "the staging tables would land in target-postgres's default schema")
+                 "the loader needs the schema of the staging tables")
     database = Database.from_env(env)
     try:
         with connect(database) as connection:

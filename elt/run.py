@@ -105,8 +105,8 @@ def run(attempts: int = ATTEMPTS) -> int:
                     f"5 minutes): wait, or if none is running: {MELTANO_HINT}")
                 return code
             if transient is None:
-                log(f"error: the job failed (exit {code}); the tables keep the last good run's rows. "
-                    "Details above and in logs/meltano.log")
+                log(f"error: the job failed (exit {code}); the load that failed changed nothing: its tables are "
+                    "exactly as its last good run left them. Details above and in logs/meltano.log")
                 return code
             if attempt < attempts:
                 wait = RETRY_WAIT_SECONDS[min(attempt - 1, len(RETRY_WAIT_SECONDS) - 1)]
@@ -114,7 +114,7 @@ def run(attempts: int = ATTEMPTS) -> int:
                     f"(attempt {attempt + 1} of {attempts})")
                 time.sleep(wait)
         log(f"error: the database at {database.label} kept failing ({transient}) after {attempts} attempts; "
-            "the tables keep the last good run's rows")
+            "the load that failed changed nothing: its tables are exactly as its last good run left them")
         return code
 
 
