@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 import os
 import pathlib
@@ -53,11 +54,13 @@ def write(folder: pathlib.Path, name: str, text: str | bytes, encoding: str = "u
     return path
 
 
-def run_tap(folder: pathlib.Path, **config: t.Any) -> TapRun:
+def run_tap(folder: pathlib.Path, *args: str, **config: t.Any) -> TapRun:
+    """The tap as a user runs it; numbers are read as exact decimals. Plans are cached beside the folder."""
     config_file = folder.parent / "config.json"
-    config_file.write_text(json.dumps({"data_dir": str(folder), **config}))
-    process = subprocess.run([sys.executable, "-m", "tap_wiserock_csv.tap", "--config", str(config_file)],
+    config_file.write_text(json.dumps({"data_dir": str(folder), "cache_dir": str(folder.parent / "cache"), **config}))
+    process = subprocess.run([sys.executable, "-m", "tap_wiserock_csv.tap", "--config", str(config_file), *args],
                              capture_output=True, text=True, timeout=600, cwd=folder.parent,
                              env=dict(os.environ), check=False)
-    messages = [json.loads(line) for line in process.stdout.splitlines() if line.startswith('{"type"')]
+    messages = [json.loads(line, parse_float=decimal.Decimal) for line in process.stdout.splitlines()
+                if line.startswith('{"type"')]
     return TapRun(process.returncode, messages, process.stderr)
