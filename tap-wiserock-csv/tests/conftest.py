@@ -62,5 +62,5 @@ def run_tap(folder: pathlib.Path, *args: str, **config: t.Any) -> TapRun:
                              capture_output=True, text=True, timeout=600, cwd=folder.parent,
                              env=dict(os.environ), check=False)
     messages = [json.loads(line, parse_float=decimal.Decimal) for line in process.stdout.splitlines()
-                if line.startswith('{"type"')]
+                if line.startswith('{"type"')]  # (the tap writes integers over 4300 digits with an exponent)
     return TapRun(process.returncode, messages, process.stderr)
