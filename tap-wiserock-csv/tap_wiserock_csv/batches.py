@@ -90,7 +90,6 @@ class BatchFiles:
         self.run = uuid.uuid4().hex
         self.count = 0
         self._current: _OpenFile | None = None
-        self._closed: dict[str, pathlib.Path] = {}
 
     def write(self, block: TypedBlock) -> t.Iterator[str]:
         """Write a block; yield the URL of each file that became full."""
@@ -107,15 +106,13 @@ class BatchFiles:
         if self._current is not None:
             yield self._close(self._current)
 
-    def discard(self, handed: str | None = None) -> None:
-        """Delete the file being written, and `handed` (a URL whose BATCH message may not be out)."""
+    def discard(self) -> None:
+        """Delete the file being written (the tap stopped before handing it over)."""
         current, self._current = self._current, None
         if current is not None:
             with contextlib.suppress(OSError):
                 current.close()
             current.path.unlink(missing_ok=True)
-        if handed is not None and (path := self._closed.get(handed)) is not None:
-            path.unlink(missing_ok=True)
 
     def _open(self) -> _OpenFile:
         self.count += 1
@@ -128,6 +125,4 @@ class BatchFiles:
     def _close(self, current: _OpenFile) -> str:
         self._current = None
         current.close()
-        url = current.path.resolve().as_uri()
-        self._closed[url] = current.path
-        return url
+        return current.path.resolve().as_uri()

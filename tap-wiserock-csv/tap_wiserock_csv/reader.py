@@ -94,6 +94,7 @@ class CsvReader:
         self._line = 1  # the physical line the buffer starts on
         self._eof = False
         self._exact: ExactRows | None = None
+        self.exact_from: int | None = None  # the line from which the exact reader reads (None: never)
         self.header: list[str] | None = None
         self.header_line = 0
         self._read_header()
@@ -108,8 +109,7 @@ class CsvReader:
                 if self._header_from(found):
                     return
                 break
-        self._exact = ExactRows(self._buffer, self._chunks, self._line, self.dialect)
-        for row in self._exact:
+        for row in self._switch_to_exact():
             if isinstance(row, BadRow):
                 raise CsvInputError(f"{self.label} line {row.lineno}: header: {row.reason}")
             self.header, self.header_line = [value or "" for value in row.values], row.lineno
@@ -137,12 +137,17 @@ class CsvReader:
             while (found := self._scan()) is not None:
                 block = self._parse(found, width) if found.strict else None
                 if block is None:
-                    self._exact = ExactRows(self._buffer, self._chunks, self._line, self.dialect)
+                    self._switch_to_exact()
                     break
                 self._advance(found.cut, found.lines)
                 yield block
         if self._exact is not None:
             yield from _exact_blocks(self._exact, width, self._chunk_bytes)
+
+    def _switch_to_exact(self) -> ExactRows:
+        self.exact_from = self._line
+        self._exact = ExactRows(self._buffer, self._chunks, self._line, self.dialect)
+        return self._exact
 
     def _scan(self) -> Scan | None:
         """A scan of the buffer holding at least one whole record; None at the end of the file."""

@@ -62,7 +62,7 @@ class Utf8Source:
         at_start = text_at_start = True
         with self.path.open("rb") as handle:
             while True:
-                raw = handle.read(self.chunk_bytes)
+                raw = handle.read(max(self.chunk_bytes, len(codecs.BOM_UTF8)) if at_start else self.chunk_bytes)
                 final = not raw
                 if at_start and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]

@@ -71,19 +71,16 @@ class CsvFileStream(Stream):
                     context: Context | None = None) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Batch files straight from the typed blocks, each handed over as soon as it is full."""
         files = BatchFiles(batch_config, self.name, self._schema_for_files(), self.batch_file_max_bytes)
-        handed: str | None = None
         try:
             for block in self._typed_blocks():
-                for handed in files.write(block):  # remembered until the SDK resumes us
-                    yield batch_config.encoding, [handed]
-                handed = None
-            for handed in files.finish():
-                yield batch_config.encoding, [handed]
-            handed = None
+                for url in files.write(block):
+                    yield batch_config.encoding, [url]
+            for url in files.finish():
+                yield batch_config.encoding, [url]
         except BaseException:
-            # Files already announced are the loader's; the open one and one whose BATCH
-            # message may not have been written are ours to remove.
-            files.discard(handed)
+            # A file once yielded is the SDK's to announce and the loader's to remove (the SDK
+            # writes its BATCH message straight away); the one being written is ours.
+            files.discard()
             raise
         # The SDK writes each BATCH message before resuming this generator: we are past the last one.
         self.message_writer.release_activate_version()
@@ -122,6 +119,10 @@ class CsvFileStream(Stream):
                 good += checked.num_rows
                 yield converter.convert(checked)
         policy.finish(good)
+        if reader.exact_from is not None:
+            self.logger.info("Read %s with Python's csv module from line %d on (something there needs a closer look "
+                             "than the fast reader gives: quoting, a field count or an encoding).",
+                             options.label, reader.exact_from)
         if empty:
             self.logger.info("Passed over %d rows of %s holding only delimiters.", empty, options.label)
         if reader.source.nuls_removed:
