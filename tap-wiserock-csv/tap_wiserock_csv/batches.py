@@ -45,7 +45,8 @@ class _OpenFile:
     def __init__(self, path: pathlib.Path, schema: pa.Schema, *, parquet: bool, compressed: bool) -> None:
         self.path = path
         self.rows = 0
-        self._sink = path.open("wb")
+        # Parquet goes to Arrow's own file (no Python object for its threads to release).
+        self._sink: t.Any = pa.OSFile(str(path), "wb") if parquet else path.open("wb")
         self._parquet = pq.ParquetWriter(self._sink, schema, compression="gzip" if compressed else "none") \
             if parquet else None
         self._text: t.BinaryIO = gzip.GzipFile(fileobj=self._sink, mode="wb") if compressed and not parquet \
@@ -90,6 +91,8 @@ class BatchFiles:
         self.run = uuid.uuid4().hex
         self.count = 0
         self._current: _OpenFile | None = None
+        # The file from before it exists until its URL is handed over: a stop at any point removes it.
+        self._pending: pathlib.Path | None = None
 
     def write(self, block: TypedBlock) -> t.Iterator[str]:
         """Write a block; yield the URL of each file that became full."""
@@ -107,22 +110,27 @@ class BatchFiles:
             yield self._close(self._current)
 
     def discard(self) -> None:
-        """Delete the file being written (the tap stopped before handing it over)."""
+        """Delete the file not handed over yet (the tap is stopping)."""
         current, self._current = self._current, None
         if current is not None:
             with contextlib.suppress(OSError):
                 current.close()
-            current.path.unlink(missing_ok=True)
+        if self._pending is not None:
+            self._pending.unlink(missing_ok=True)
+            self._pending = None
 
     def _open(self) -> _OpenFile:
         self.count += 1
         suffix = ".parquet" if self.format == "parquet" else ".jsonl.gz" if self.compressed else ".jsonl"
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self.prefix}tap-wiserock-csv--{self.stream}-{self.run}-{self.count:05d}{suffix}"
+        self._pending = path
         self._current = _OpenFile(path, self.schema, parquet=self.format == "parquet", compressed=self.compressed)
         return self._current
 
     def _close(self, current: _OpenFile) -> str:
-        self._current = None
+        """Close the file and hand its URL over (the SDK writes its BATCH message at once)."""
         current.close()
-        return current.path.resolve().as_uri()
+        url = current.path.resolve().as_uri()
+        self._current = self._pending = None
+        return url

@@ -178,14 +178,11 @@ class CsvReader:
         if not len(lines):
             return Block([pa.array([], pa.string()) for _ in range(width)], lines, [])
         names = [f"c{index}" for index in range(width)]
-        data: bytes | memoryview = memoryview(self._buffer)[:found.cut]
-        if self._eof and self._buffer[-1:] not in (b"\n", b"\r"):
-            # pyarrow reads an empty last field after a quoted one (`"a",` at the very end
-            # of the file) as "" instead of null unless the record has a line end.
-            data = self._buffer + b"\n"
+        data = memoryview(self._buffer)[:found.cut]
+        newline = self._eof and self._buffer[-1:] not in (b"\n", b"\r")
         try:
             table = pa_csv.read_csv(
-                pa.BufferReader(pa.py_buffer(data)),
+                pa.BufferReader(_arrow_owned(data, newline)),
                 read_options=pa_csv.ReadOptions(column_names=names),
                 parse_options=pa_csv.ParseOptions(
                     delimiter=self.dialect.delimiter, quote_char=self.dialect.quotechar, double_quote=True,
@@ -200,6 +197,23 @@ class CsvReader:
             return None
         columns = [table.column(index).combine_chunks() for index in range(width)]
         return _without_empty_rows(Block(columns, lines, []))
+
+
+def _arrow_owned(data: memoryview, newline: bool) -> pa.Buffer:
+    """A copy of the bytes in Arrow's own memory, with a final line end when `newline`.
+
+    pyarrow's parser threads may drop the last reference to their input after read_csv has
+    returned; a buffer owned by Python then needs the GIL in a worker thread, which aborts
+    the process ("terminate called without an active exception") if the interpreter is
+    exiting. The line end: pyarrow reads an empty last field after a quoted one (`"a",` at
+    the very end of the file) as "" instead of null unless the record has one.
+    """
+    copy = pa.allocate_buffer(len(data) + newline)
+    target = memoryview(copy).cast("B")
+    target[:len(data)] = data
+    if newline:
+        target[len(data)] = 10
+    return copy
 
 
 def _without_empty_rows(block: Block) -> Block:
