@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import pathlib
 import typing as t
 import uuid
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from tap_wiserock_csv.errors import CsvInputError
+from tap_wiserock_csv.typed import RECORD_SLICE
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BatchConfig
@@ -47,8 +49,9 @@ class _OpenFile:
         self.rows = 0
         # Parquet goes to Arrow's own file (no Python object for its threads to release).
         self._sink: t.Any = pa.OSFile(str(path), "wb") if parquet else path.open("wb")
-        self._parquet = pq.ParquetWriter(self._sink, schema, compression="gzip" if compressed else "none") \
-            if parquet else None
+        # No dictionary pages: writing them took 60 % of the time for 30 % smaller files.
+        self._parquet = pq.ParquetWriter(self._sink, schema, compression="gzip" if compressed else "none",
+                                         use_dictionary=False) if parquet else None
         self._text: t.BinaryIO = gzip.GzipFile(fileobj=self._sink, mode="wb") if compressed and not parquet \
             else self._sink
 
@@ -56,9 +59,9 @@ class _OpenFile:
         if self._parquet is not None:
             self._parquet.write_table(block.table.slice(start, stop - start))
         else:
-            records = block.records()
-            self._text.write(_ENCODER.encode_lines(records if (start, stop) == (0, len(records)) else
-                                                   records[start:stop]))
+            records = block.records(start, stop)
+            while chunk := list(itertools.islice(records, RECORD_SLICE)):
+                self._text.write(_ENCODER.encode_lines(chunk))
         self.rows += stop - start
 
     @property

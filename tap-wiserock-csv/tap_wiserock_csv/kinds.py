@@ -8,6 +8,7 @@ exponent, digit strings near the 64-bit limit) are looked at in Python.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import itertools
 import typing as t
@@ -217,7 +218,14 @@ def _numeric_misfits(values: pa.Array) -> np.ndarray:
 # -- conversions -------------------------------------------------------------------------------
 
 def timestamps(values: pa.Array) -> pa.Array:
-    """Date-times as UTC instants; naive ones are read as UTC; digits beyond microseconds are cut."""
+    """Date-times as UTC instants; naive ones are read as UTC; digits beyond microseconds are cut.
+
+    Arrow's parser takes a column that is all naive or all with offsets as it is; only a
+    mixed column, a `z` or more than six decimals need the values rewritten first.
+    """
+    for parsed_as in (pa.timestamp("us"), TIMESTAMP):  # naive values are UTC: the cast only labels them
+        with contextlib.suppress(pa.ArrowInvalid):
+            return pc.cast(values, parsed_as).cast(TIMESTAMP)
     if pc.any(pc.match_substring(values, "z")).as_py():
         values = pc.replace_substring(values, "z", "Z")
     if pc.any(_matches(values, _BEYOND_MICROSECONDS)).as_py():

@@ -29,7 +29,7 @@ from tap_wiserock_csv.source import ESCAPE, Utf8Source
 if t.TYPE_CHECKING:
     import pathlib
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20  # measured: 8 MB is 5 % faster and costs 35 MB more peak memory
 EXACT_BLOCK_ROWS = 50_000
 _UNDECODABLE = re.compile("[\udc00-\udcff]")  # bytes carried through by the escape handler
 _FIELD_LIMIT = 2**31 - 1  # a quoted field may be as long as the file

@@ -65,12 +65,10 @@ def _line_ends(buffer: bytes, data: np.ndarray, *, final: bool) -> tuple[np.ndar
     lf = np.flatnonzero(data == LF)
     if b"\r" not in buffer:
         return lf, lf
-    if buffer.count(b"\r") == buffer.count(b"\r\n"):  # CRLF throughout: no lone CR to place
-        content_ends = lf.copy()
-        content_ends[data[np.maximum(lf - 1, 0)] == CR] -= 1
-        return lf, content_ends
-    size = len(data)
     cr = np.flatnonzero(data == CR)
+    if len(cr) == len(lf) and np.array_equal(cr + 1, lf):  # CRLF throughout: no lone CR to place
+        return lf, cr
+    size = len(data)
     following = cr + 1
     inside = following < size
     before_lf = np.zeros(len(cr), dtype=bool)

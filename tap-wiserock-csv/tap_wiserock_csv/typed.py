@@ -28,6 +28,7 @@ from tap_wiserock_csv.kinds import ARROW_TYPES, sub_microsecond_count, to_arrow
 if t.TYPE_CHECKING:
     from tap_wiserock_csv.checks import CheckedBlock
 
+RECORD_SLICE = 4096
 _LONGEST_INTEGER_LITERAL = 4000
 _INTEGER_LITERAL = re.compile(r"-?[0-9]+")
 METADATA_FIELDS = [pa.field("_sdc_source_file", pa.string()), pa.field("_sdc_source_lineno", pa.int64())]
@@ -45,22 +46,25 @@ class TypedBlock:
     table: pa.Table
     kinds: list[str]  # of the table's columns, metadata columns as "string"/"integer"
     texts: dict[int, pa.Array]  # the date-time columns as written, by position in the table
-    _records: list[dict] | None = None
 
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
 
-    def records(self) -> list[dict]:
-        """The rows as Singer records (see the module docstring for each kind's form)."""
-        if self._records is not None:
-            return self._records
-        values = [_rfc3339(column.combine_chunks(), self.texts[index]) if kind == "date-time"
-                  else _python_values(column.combine_chunks(), kind)
-                  for index, (column, kind) in enumerate(zip(self.table.columns, self.kinds, strict=True))]
+    def records(self, start: int = 0, stop: int | None = None) -> t.Iterator[dict]:
+        """Rows start..stop as Singer records (see the module docstring for each kind's form).
+
+        Converted a slice at a time: Python objects for a whole block would cost more
+        memory than the block itself.
+        """
+        stop = self.num_rows if stop is None else stop
         names = self.table.column_names
-        self._records = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-        return self._records
+        for first in range(start, stop, RECORD_SLICE):
+            size = min(RECORD_SLICE, stop - first)
+            values = [_rfc3339(column.slice(first, size).combine_chunks(), self.texts[index].slice(first, size))
+                      if kind == "date-time" else _python_values(column.slice(first, size).combine_chunks(), kind)
+                      for index, (column, kind) in enumerate(zip(self.table.columns, self.kinds, strict=True))]
+            yield from (dict(zip(names, row, strict=True)) for row in zip(*values, strict=True))
 
 
 @dataclasses.dataclass
