@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import functools
 import itertools
 import typing as t
 
@@ -30,6 +31,7 @@ NUMERIC_DIGITS_BEFORE, NUMERIC_DIGITS_AFTER = 131072, 16383
 _YEAR = "(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"  # 0001-9999, as Python and PostgreSQL read
 _INTEGER = "^-?(?:0|[1-9][0-9]*)$"  # no leading zero: "00123" is a code, not a number
 _NUMBER = r"^-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_SHORT_EXPONENT_NUMBER = r"^-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$"
 _LONG_EXPONENT = "[eE][+-]?0*[1-9][0-9]{3,}$"  # 1000 or more: checked against numeric's range in Python
 _DATE = f"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}$"
 _DATE_TIME = (f"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}})?(?:[.][0-9]{{1,9}})?"
@@ -40,22 +42,29 @@ _NONZERO_BEYOND_MICROSECONDS = "[.][0-9]{6}[0-9]*[1-9]"
 _INT64_DIGITS = {"": "9223372036854775807", "-": "9223372036854775808"}
 
 
-def _case_variants(words: t.Iterable[str]) -> pa.Array:
+@functools.cache
+def _case_variants(words: tuple[str, ...]) -> pa.Array:
     """Every upper/lower-case spelling: a hash lookup instead of lowercasing each value."""
     spellings = {"".join(letters) for word in words
                  for letters in itertools.product(*((ch.lower(), ch.upper()) for ch in word))}
     return pa.array(sorted(spellings), pa.string())
 
 
-BOOLEAN_WORDS = _case_variants(TRUE_WORDS + FALSE_WORDS)
-_TRUE_VALUES = _case_variants((*TRUE_WORDS, "1"))
-_BOOLEAN_VALUES = _case_variants((*TRUE_WORDS, *FALSE_WORDS, "0", "1"))
-_ZERO_ONE = pa.array(["0", "1"])
+def _words() -> pa.Array:
+    return _case_variants(TRUE_WORDS + FALSE_WORDS)
+
+
+def _true_values() -> pa.Array:
+    return _case_variants((*TRUE_WORDS, "1"))
+
+
+def _boolean_values() -> pa.Array:
+    return _case_variants((*TRUE_WORDS, *FALSE_WORDS, "0", "1"))
 
 
 def null_markers(markers: t.Iterable[str]) -> pa.Array:
     """The values read as null, matched in any case (`NULL`, `null`, `NuLl`)."""
-    return _case_variants(markers)
+    return _case_variants(tuple(markers))
 
 
 def is_flag_name(column: str) -> bool:
@@ -85,8 +94,11 @@ def _integer_fits(values: pa.Array) -> bool:
     return _all(_matches(values, _INTEGER)) and _in_int64(values)
 
 
-def _number_fits(values: pa.Array) -> bool:
-    return _all(_matches(values, _NUMBER)) and not _numeric_misfits(values).any()
+def _number_fits(values: pa.Array, *, integer_syntax: bool = False) -> bool:
+    if (pc.max(pc.binary_length(values)).as_py() or 0) < NUMERIC_DIGITS_AFTER and (
+            integer_syntax or _all(_matches(values, _SHORT_EXPONENT_NUMBER))):
+        return True  # no value can leave numeric's range: no look at single values
+    return (integer_syntax or _all(_matches(values, _NUMBER))) and not _numeric_misfits(values).any()
 
 
 def _date_fits(values: pa.Array) -> bool:
@@ -110,7 +122,7 @@ def _date_time_fits(values: pa.Array) -> bool:
 
 
 FITS: dict[str, t.Callable[[pa.Array], bool]] = {
-    "boolean": lambda values: _all(pc.is_in(values, _BOOLEAN_VALUES)),
+    "boolean": lambda values: _all(pc.is_in(values, _boolean_values())),
     "integer": _integer_fits, "number": _number_fits, "date": _date_fits, "date-time": _date_time_fits,
     "string": lambda values: True,
 }
@@ -132,15 +144,14 @@ class ColumnProfile:
             return
         self.seen = True
         candidates = self.candidates
-        if "words" in candidates and not _all(pc.is_in(values, BOOLEAN_WORDS)):
+        if "words" in candidates and not _all(pc.is_in(values, _words())):
             candidates.discard("words")
-        if "zero_one" in candidates and not _all(pc.is_in(values, _ZERO_ONE)):
+        if "zero_one" in candidates and not _all(pc.is_in(values, _case_variants(("0", "1")))):
             candidates.discard("zero_one")
         integer_syntax = bool(candidates & {"integer", "number"}) and _all(_matches(values, _INTEGER))
         if "integer" in candidates and not (integer_syntax and _in_int64(values)):
             candidates.discard("integer")
-        if "number" in candidates and not ((integer_syntax or _all(_matches(values, _NUMBER)))
-                                           and not _numeric_misfits(values).any()):
+        if "number" in candidates and not _number_fits(values, integer_syntax=integer_syntax):
             candidates.discard("number")
         if "date" in candidates and not _date_fits(values):
             candidates.discard("date")
@@ -148,6 +159,10 @@ class ColumnProfile:
             candidates.discard("date-time")
 
     def _date_time_fits(self, values: pa.Array) -> bool:
+        if not _all(_matches(values, _DATE_TIME)):
+            return False
+        if _parsed_directly(values) is not None:
+            return True  # Arrow refuses more than six decimals: there are none
         if not _date_time_fits(values):
             return False
         extra = _matches(values, _NONZERO_BEYOND_MICROSECONDS)
@@ -171,7 +186,7 @@ def misfits(kind: str, values: pa.Array) -> np.ndarray:
     if FITS[kind](values):
         return np.zeros(len(values), dtype=bool)
     if kind == "boolean":
-        return _mask(pc.invert(pc.is_in(values, _BOOLEAN_VALUES)))
+        return _mask(pc.invert(pc.is_in(values, _boolean_values())))
     if kind == "integer":
         bad = ~_mask(_matches(values, _INTEGER))
         long = np.flatnonzero(~bad & (pc.utf8_length(values).to_numpy(zero_copy_only=False) >= 19))
@@ -217,15 +232,23 @@ def _numeric_misfits(values: pa.Array) -> np.ndarray:
 
 # -- conversions -------------------------------------------------------------------------------
 
+def _parsed_directly(values: pa.Array) -> pa.Array | None:
+    """All naive (read as UTC) or all with offsets, at most six decimals: Arrow's parser alone."""
+    for parsed_as in (pa.timestamp("us"), TIMESTAMP):  # naive values are UTC: the cast only labels them
+        with contextlib.suppress(pa.ArrowInvalid):
+            return pc.cast(values, parsed_as).cast(TIMESTAMP)
+    return None
+
+
 def timestamps(values: pa.Array) -> pa.Array:
     """Date-times as UTC instants; naive ones are read as UTC; digits beyond microseconds are cut.
 
     Arrow's parser takes a column that is all naive or all with offsets as it is; only a
     mixed column, a `z` or more than six decimals need the values rewritten first.
     """
-    for parsed_as in (pa.timestamp("us"), TIMESTAMP):  # naive values are UTC: the cast only labels them
-        with contextlib.suppress(pa.ArrowInvalid):
-            return pc.cast(values, parsed_as).cast(TIMESTAMP)
+    direct = _parsed_directly(values)
+    if direct is not None:
+        return direct
     if pc.any(pc.match_substring(values, "z")).as_py():
         values = pc.replace_substring(values, "z", "Z")
     if pc.any(_matches(values, _BEYOND_MICROSECONDS)).as_py():
@@ -244,7 +267,7 @@ def sub_microsecond_count(values: pa.Array) -> int:
 def to_arrow(kind: str, values: pa.Array) -> pa.Array:
     """A column of strings (nulls kept) as the Arrow type of `kind`; the values fit it."""
     if kind == "boolean":
-        return pc.if_else(values.is_null(), pa.scalar(None, pa.bool_()), pc.is_in(values, _TRUE_VALUES))
+        return pc.if_else(values.is_null(), pa.scalar(None, pa.bool_()), pc.is_in(values, _true_values()))
     if kind == "integer":
         return pc.cast(values, pa.int64())
     if kind == "date":
