@@ -1,37 +1,86 @@
-"""Column and stream names: snake_case, ASCII, safe as PostgreSQL identifiers."""
+"""Column and stream names: snake_case, ASCII, at most 63 bytes, safe as PostgreSQL identifiers."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import typing as t
+import unicodedata
+
+from anyascii import anyascii
 
 from tap_wiserock_csv.errors import CsvInputError
 
+MAX_NAME_BYTES = 63  # PostgreSQL cuts longer identifiers silently
+_HASH_CHARS = 8
 _LOWER_OR_DIGIT_THEN_UPPER = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_UPPER_RUN_THEN_WORD = re.compile(r"(?<=[A-Z])(?=[A-Z][a-z])")  # "HTTPServer" -> "HTTP_Server"
+# "HTTPServer" -> "HTTP_Server", but a plural acronym stays whole: "URLs", "userIDs", "numCPUs".
+_UPPER_RUN_THEN_WORD = re.compile(r"(?<=[A-Z])(?=[A-Z][a-z])(?![A-Z]s(?![a-z]))")
 _NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
+
+
+def _transliterated(text: str) -> str:
+    """Letters and digits of any script in ASCII (`Größe` -> `Grosse`, `売上` -> `MaiShang`).
+
+    anyascii (one table for every script, no language guessing) is applied to letters and
+    digits only: a symbol such as `€` or `%` stays a separator, as in ASCII headers.
+    """
+    if text.isascii():
+        return text
+    return "".join(anyascii(ch) if not ch.isascii() and unicodedata.category(ch)[0] in "LN" else ch for ch in text)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.blake2s(text.encode("utf-8"), digest_size=_HASH_CHARS // 2).hexdigest()
 
 
 def snake_name(text: str, position: int) -> str:
     """`createdAt` -> `created_at`, `1st choice` -> `_1st_choice`, `""` -> `column_<position>`."""
-    name = text.strip()
+    stripped = text.strip()
+    name = _transliterated(stripped)
     name = _LOWER_OR_DIGIT_THEN_UPPER.sub("_", name)
     name = _UPPER_RUN_THEN_WORD.sub("_", name)
     name = _NOT_ALPHANUMERIC.sub("_", name.lower()).strip("_")
     if not name:
+        if any(unicodedata.category(ch)[0] in "LN" for ch in stripped):
+            # Letters without a transliteration: a name of their own, the same wherever the column stands.
+            return f"column_{_short_hash(stripped)}"
         return f"column_{position}"
-    return f"_{name}" if name[0].isdigit() else name
+    if name[0].isdigit():
+        name = f"_{name}"
+    if len(name) > MAX_NAME_BYTES:
+        # Shortened the same way every run; the hash keeps long names that share a prefix apart.
+        name = f"{name[:MAX_NAME_BYTES - _HASH_CHARS - 1].rstrip('_')}_{_short_hash(name)}"
+    return name
 
 
-def column_names(headers: t.Sequence[str], source: str) -> list[str]:
+def column_names(headers: t.Sequence[str], source: str, line: int = 1) -> list[str]:
     """Normalized names of a header row; two headers that collide are an error."""
     names: list[str] = []
     first_header: dict[str, str] = {}
     for position, header in enumerate(headers, start=1):
         name = snake_name(header, position)
         if name in first_header:
-            raise CsvInputError(f"{source} line 1: headers {first_header[name]!r} and {header!r} "
+            raise CsvInputError(f"{source} line {line}: headers {first_header[name]!r} and {header!r} "
                                 f"both normalize to column name {name!r}")
         first_header[name] = header
         names.append(name)
     return names
+
+
+def resolve_columns(requested: t.Iterable[str], headers: t.Sequence[str], columns: t.Sequence[str],
+                    *, source: str, what: str) -> dict[str, str]:
+    """Map names given in settings to column names: the normalized name, or the header as written."""
+    by_header = {header.strip(): column for header, column in zip(headers, columns, strict=True)}
+    resolved: dict[str, str] = {}
+    unknown: list[str] = []
+    for name in requested:
+        column = name if name in columns else by_header.get(name.strip())
+        if column is None:
+            unknown.append(name)
+        else:
+            resolved[name] = column
+    if unknown:
+        raise CsvInputError(f"{source}: {what} not in the file: {', '.join(unknown)} "
+                            f"(columns: {', '.join(columns)}; the header as written works too)")
+    return resolved

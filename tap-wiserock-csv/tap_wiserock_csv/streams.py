@@ -1,19 +1,20 @@
-"""One stream per CSV file: a first pass plans its schema, a second emits its records."""
+"""One stream per CSV file: typed blocks out as RECORD messages, or as BATCH files."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import sys
 import typing as t
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_wiserock_csv.batches import BatchFiles
+from tap_wiserock_csv.checks import BadRowPolicy, RowCheck
 from tap_wiserock_csv.errors import CsvInputError
-from tap_wiserock_csv.inference import KINDS, ColumnProfile, converter, json_schema
-from tap_wiserock_csv.naming import column_names
-from tap_wiserock_csv.reader import BadRow, Dialect, Row, read_rows
+from tap_wiserock_csv.kinds import json_schema
+from tap_wiserock_csv.plan import Layout
+from tap_wiserock_csv.reader import CsvReader
+from tap_wiserock_csv.typed import Converter, TypedBlock, arrow_schema
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -21,10 +22,10 @@ else:
     from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    import pathlib
-
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
 
+    from tap_wiserock_csv.plan import FileOptions, FilePlan
     from tap_wiserock_csv.tap import TapWiseRockCsv
 
 METADATA_COLUMNS = {
@@ -33,147 +34,100 @@ METADATA_COLUMNS = {
 }
 
 
-@dataclasses.dataclass
-class FileOverride:
-    """A `files` entry: stream name, keys and forced column types for one file."""
-
-    path: str
-    stream: str | None = None
-    keys: list[str] | None = None
-    column_types: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, entry: dict[str, t.Any]) -> FileOverride:
-        override = cls(path=entry["path"], stream=entry.get("stream"), keys=entry.get("keys"),
-                       column_types=dict(entry.get("column_types") or {}))
-        for column, kind in override.column_types.items():
-            if kind not in KINDS:
-                raise CsvInputError(f"files entry {override.path!r}: column {column!r} has type {kind!r}; "
-                                    f"expected one of {', '.join(KINDS)}")
-        return override
-
-
-@dataclasses.dataclass
-class FilePlan:
-    """What the first pass learnt of a file: its columns, their kinds and its keys."""
-
-    path: pathlib.Path
-    label: str  # how errors name the file
-    stream: str
-    columns: list[str]
-    kinds: list[str]
-    keys: list[str]
-    forced: frozenset[str]
-
-    def problem(self, row: Row) -> BadRow | None:
-        """Why the row is bad, or None: the first pass checks only what can fail."""
-        if self.forced:  # a forced type is only checked by converting the value
-            result = self.check(row)
-            return result if isinstance(result, BadRow) else None
-        return self._shape_problem(row)
-
-    def check(self, row: Row) -> dict[str, t.Any] | BadRow:
-        """The row's typed record, or why it is bad."""
-        if bad := self._shape_problem(row):
-            return bad
-        record: dict[str, t.Any] = {}
-        for column, kind, value in zip(self.columns, self.kinds, row.values, strict=False):
-            try:
-                record[column] = None if value is None else converter(kind)(value)
-            except ValueError as exc:
-                # Inferred kinds fit every value by construction; only a forced kind can miss.
-                return BadRow(row.lineno, f"column {column!r}: {exc} (type forced to {kind})")
-        return record
-
-    def _shape_problem(self, row: Row) -> BadRow | None:
-        """A wrong number of fields, or a null key."""
-        if len(row.values) != len(self.columns):
-            return BadRow(row.lineno, f"expected {len(self.columns)} fields, found {len(row.values)}")
-        for index in self.key_positions:
-            if row.values[index] is None:
-                return BadRow(row.lineno, f"key column {self.columns[index]!r} is null")
-        return None
-
-    @functools.cached_property
-    def key_positions(self) -> list[int]:
-        return [self.columns.index(key) for key in self.keys]
-
-
-def plan_file(path: pathlib.Path, label: str, stream: str, dialect: Dialect,
-              override: FileOverride | None, *, skip_bad_rows: bool) -> FilePlan | None:
-    """First pass: header, then every value, so that no later row can contradict a type."""
-    rows = read_rows(path, dialect)
-    header = next(rows, None)
-    if header is None:
-        return None
-    if isinstance(header, BadRow):
-        raise CsvInputError(f"{label} line {header.lineno}: header: {header.reason}")
-    columns = column_names([value or "" for value in header.values], label)
-    override = override or FileOverride(path=label)
-    unknown = sorted(set(override.column_types) - set(columns))
-    if unknown:
-        raise CsvInputError(f"{label}: column_types name columns the file does not have: {', '.join(unknown)}")
-    keys = override.keys or (["id"] if "id" in columns else [])
-    missing_keys = sorted(set(keys) - set(columns))
-    if missing_keys:
-        raise CsvInputError(f"{label}: key columns not in the file: {', '.join(missing_keys)}")
-    plan = FilePlan(path, label, stream, columns, [override.column_types.get(c, "string") for c in columns],
-                    keys, frozenset(override.column_types))
-    profiles = [ColumnProfile() for _ in columns]
-    for row in rows:
-        problem = row if isinstance(row, BadRow) else plan.problem(row)
-        if problem is not None:
-            if not skip_bad_rows:
-                raise CsvInputError(f"{label} line {problem.lineno}: {problem.reason}")
-            continue
-        for profile, value in zip(profiles, row.values, strict=False):  # type: ignore[union-attr]
-            if value is not None and profile.undecided:
-                profile.add(value)
-    plan.kinds = [override.column_types.get(column) or profile.kind(column)
-                  for column, profile in zip(columns, profiles, strict=False)]
-    return plan
+def stream_description(label: str, stamp: str) -> str:
+    """The schema's description; it carries the plan stamp that ties a catalog to the file."""
+    return f"{label}, typed from its content (plan {stamp})"
 
 
 class CsvFileStream(Stream):
-    """A CSV file's rows as typed records, in file order."""
+    """A CSV file's rows, in file order, typed by the file's plan (or by the catalog's types)."""
 
-    # FilePlan.check builds every record to the schema already; conforming it again per
-    # record is pure overhead.
+    # The typed blocks match the schema already; conforming each record again is pure overhead.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: TapWiseRockCsv, plan: FilePlan) -> None:
+    def __init__(self, tap: TapWiseRockCsv, options: FileOptions, plan: FilePlan, stamp: str) -> None:
+        self.options = options
         self.plan = plan
-        self.skip_bad_rows = tap.config["on_bad_row"] == "skip"
-        self.add_metadata = tap.config["add_metadata_columns"]
+        self.add_metadata = bool(tap.config["add_metadata_columns"])
+        self.batch_file_max_bytes = int(tap.config["batch_file_max_bytes"])
         properties = {column: json_schema(kind, nullable=column not in plan.keys)
-                      for column, kind in zip(plan.columns, plan.kinds, strict=False)}
-        schema = {"type": "object", "properties": properties}
+                      for column, kind in zip(plan.columns, plan.kinds, strict=True)}
         if self.add_metadata:
-            schema["properties"].update(METADATA_COLUMNS)
-        super().__init__(tap=tap, schema=schema, name=plan.stream)
+            properties.update(METADATA_COLUMNS)
+        schema = {"type": "object", "properties": properties, "description": stream_description(options.label, stamp)}
+        super().__init__(tap=tap, schema=schema, name=options.stream)
         self.primary_keys = plan.keys
-        self.dialect = tap.dialect
         self.message_writer = tap.message_writer
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        skipped = 0
-        rows = read_rows(self.plan.path, self.dialect)
-        next(rows, None)  # the header
-        for row in rows:
-            record = row if isinstance(row, BadRow) else self.plan.check(row)
-            if isinstance(record, BadRow):
-                if not self.skip_bad_rows:
-                    raise CsvInputError(f"{self.plan.label} line {record.lineno}: {record.reason}")
-                skipped += 1
-                self.logger.warning("Skipped bad row: %s line %d: %s", self.plan.label, record.lineno, record.reason)
-                continue
-            if self.add_metadata:
-                record["_sdc_source_file"] = self.plan.label
-                record["_sdc_source_lineno"] = row.lineno
-            yield record
-        if skipped:
-            self.logger.warning("Skipped %d bad rows in %s.", skipped, self.plan.label)
-        # Only reached once every row has been read and written.
+        for block in self._typed_blocks():
+            yield from block.records()
+        # Resumed after the last record was written: only now may the loader delete older rows.
         self.message_writer.release_activate_version()
 
+    @override
+    def get_batches(self, batch_config: BatchConfig,
+                    context: Context | None = None) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Batch files straight from the typed blocks, each handed over as soon as it is full."""
+        files = BatchFiles(batch_config, self.name, self._schema_for_files(), self.batch_file_max_bytes)
+        try:
+            for block in self._typed_blocks():
+                for url in files.write(block):
+                    yield batch_config.encoding, [url]
+            for url in files.finish():
+                yield batch_config.encoding, [url]
+        except BaseException:
+            # A file once yielded is the SDK's to announce and the loader's to remove (the SDK
+            # writes its BATCH message straight away); the one being written is ours.
+            files.discard()
+            raise
+        # The SDK writes each BATCH message before resuming this generator: we are past the last one.
+        self.message_writer.release_activate_version()
+
+    def _selected_positions(self) -> list[int]:
+        mask = self.mask
+        return [index for index, column in enumerate(self.plan.columns)
+                if column in self.primary_keys or mask.get(("properties", column), True)]
+
+    def _schema_for_files(self) -> t.Any:
+        positions = self._selected_positions()
+        return arrow_schema([self.plan.columns[i] for i in positions], [self.plan.kinds[i] for i in positions],
+                            list(self.primary_keys), metadata=self.add_metadata)
+
+    def _typed_blocks(self) -> t.Iterator[TypedBlock]:
+        """The file read again and checked by the same rules as its first pass, converted block by block."""
+        options, plan = self.options, self.plan
+        reader = CsvReader(options.path, options.dialect, label=options.label)
+        if reader.header is None:
+            raise CsvInputError(f"{options.label}: the file is empty now; re-run discovery")
+        layout = Layout.of(options, reader.header, reader.header_line)
+        if layout.columns != plan.columns:
+            raise CsvInputError(f"{options.label}: the columns changed since discovery ({', '.join(layout.columns)}); "
+                                "re-run discovery")
+        check = RowCheck(options.label, plan.columns, list(self.primary_keys), layout.forced, options.null_values)
+        policy = BadRowPolicy(options.label, options.skip_bad_rows, options.max_bad_rows, logger=self.logger)
+        converter = Converter(options.label, plan.columns, plan.kinds, self._selected_positions(),
+                              self._schema_for_files(), self.add_metadata,
+                              {column: 0 for column, kind in layout.forced.items() if kind == "date-time"})
+        good = empty = 0
+        for block in reader.blocks():
+            checked = check.apply(block)
+            policy.take(checked.bad_rows)
+            empty += checked.empty_rows
+            if checked.num_rows:
+                good += checked.num_rows
+                yield converter.convert(checked)
+        policy.finish(good)
+        if reader.exact_from is not None:
+            self.logger.info("Read %s with Python's csv module from line %d on (something there needs a closer look "
+                             "than the fast reader gives: quoting, a field count or an encoding).",
+                             options.label, reader.exact_from)
+        if empty:
+            self.logger.info("Passed over %d rows of %s holding only delimiters.", empty, options.label)
+        if reader.source.nuls_removed:
+            self.logger.info("Removed %d NUL characters from %s.", reader.source.nuls_removed, options.label)
+        for column, count in converter.sub_microseconds_cut.items():
+            if count:
+                self.logger.info("Cut %d values of column %r of %s to microseconds (digits beyond them were not "
+                                 "zeros).", count, column, options.label)

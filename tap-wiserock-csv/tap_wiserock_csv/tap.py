@@ -7,16 +7,20 @@ import pathlib
 import sys
 from functools import cached_property
 
+import platformdirs
 import simplejson
 from dotenv import find_dotenv, load_dotenv
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
+from tap_wiserock_csv.cache import PlanCache
+from tap_wiserock_csv.catalog import Planner
 from tap_wiserock_csv.errors import CsvInputError
-from tap_wiserock_csv.inference import KINDS
+from tap_wiserock_csv.kinds import KINDS
 from tap_wiserock_csv.naming import snake_name
+from tap_wiserock_csv.plan import FileOptions
 from tap_wiserock_csv.reader import Dialect
-from tap_wiserock_csv.streams import CsvFileStream, FileOverride, plan_file
+from tap_wiserock_csv.streams import CsvFileStream
 from tap_wiserock_csv.writer import ActivateVersionAtEndWriter
 
 if sys.version_info >= (3, 12):
@@ -28,6 +32,8 @@ else:
 EXPECTED_FAILURES = (CsvInputError, FileNotFoundError, UnicodeError, LookupError)
 # singer-sdk reads config files with simplejson.
 CONFIG_SYNTAX_ERRORS = (json.JSONDecodeError, simplejson.JSONDecodeError)
+NULL_VALUES_DESCRIPTION = ("Values read as null, in any case, quoted or not (e.g. NULL, NA, N/A, -); "
+                           "an empty unquoted field is always null, a quoted empty field is an empty string")
 
 
 class TapWiseRockCsv(Tap):
@@ -45,11 +51,23 @@ class TapWiseRockCsv(Tap):
                     description="Character that quotes fields holding delimiters, quotes or newlines"),
         th.Property("encoding", th.StringType, default="utf-8", title="Encoding",
                     description="Text encoding of the files; a UTF-8 byte-order mark is always accepted"),
+        th.Property("null_values", th.ArrayType(th.StringType), default=["NULL"], title="Null values",
+                    description=NULL_VALUES_DESCRIPTION),
         th.Property("on_bad_row", th.StringType(allowed_values=["fail", "skip"]), default="fail",
                     title="On a bad row",
                     description="fail: stop with an error naming file and line; skip: log, count and leave out"),
+        th.Property("max_bad_rows", th.NumberType, title="Maximum bad rows",
+                    description="With on_bad_row skip, a file fails past this many bad rows: a count (10), or a "
+                                "share of its rows when below 1 (0.01 = 1 %); a file whose rows are all bad "
+                                "always fails"),
         th.Property("add_metadata_columns", th.BooleanType, default=False, title="Add metadata columns",
                     description="Add _sdc_source_file and _sdc_source_lineno to every record"),
+        th.Property("cache_dir", th.StringType, title="Plan cache folder",
+                    description="Where each file's typing plan is kept between runs, so that an unchanged file "
+                                "is not read twice per run; default: the user's cache folder; empty: no cache"),
+        th.Property("batch_file_max_bytes", th.IntegerType, default=100_000_000, title="Batch file size limit",
+                    description="With batch_config, a batch file is closed once it holds this many bytes on disk "
+                                "(or batch_config's batch_size rows, whichever comes first)"),
         # singer-sdk reads this setting but does not list it; declared so that --about shows it.
         th.Property("emit_activate_version_messages", th.BooleanType, default=False,
                     title="Emit ACTIVATE_VERSION messages",
@@ -61,9 +79,12 @@ class TapWiseRockCsv(Tap):
                 th.Property("path", th.StringType, required=True,
                             description="File name, relative to data_dir"),
                 th.Property("stream", th.StringType, description="Stream name instead of the file's stem"),
-                th.Property("keys", th.ArrayType(th.StringType), description="Primary key columns"),
+                th.Property("keys", th.ArrayType(th.StringType),
+                            description="Primary key columns (normalized name or header as written); [] for none"),
                 th.Property("column_types", th.ObjectType(additional_properties=th.StringType(allowed_values=list(KINDS))),
                             description="Forced types by column name: " + ", ".join(KINDS)),
+                th.Property("delimiter", th.StringType, description="Field separator of this file"),
+                th.Property("null_values", th.ArrayType(th.StringType), description="Null values of this file"),
             )),
             title="Per-file overrides",
             description="Listed files are emitted first, in this order (parents before children); "
@@ -72,43 +93,61 @@ class TapWiseRockCsv(Tap):
     ).to_dict()
 
     @cached_property
-    def dialect(self) -> Dialect:
-        delimiter, quotechar = self.config["delimiter"], self.config["quotechar"]
-        if len(delimiter) != 1 or len(quotechar) != 1:
-            raise CsvInputError("delimiter and quotechar must be one character each")
-        return Dialect(delimiter, quotechar, self.config["encoding"])
+    def planner(self) -> Planner:
+        setting = self.config.get("cache_dir")
+        folder = pathlib.Path(platformdirs.user_cache_dir(self.name)) / "plans" if setting is None else \
+            pathlib.Path(setting) if setting else None
+        return Planner(PlanCache(folder, self.logger), self.logger, self.input_catalog)
 
-    def csv_files(self) -> list[tuple[pathlib.Path, FileOverride | None]]:
-        """The folder's CSV files: those named in `files` first, in that order, then by name."""
+    def csv_files(self) -> list[tuple[pathlib.Path, dict]]:
+        """The folder's CSV files with their `files` entry: those named there first, in that order, then by name."""
         folder = pathlib.Path(self.config["data_dir"])
         if not folder.is_dir():
             raise CsvInputError(f"data_dir {str(folder)!r} is not a folder (working directory: {pathlib.Path.cwd()})")
         found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
-        overrides = [FileOverride.from_config(entry) for entry in self.config.get("files") or []]
         by_name = {path.name: path for path in found}
-        ordered: list[tuple[pathlib.Path, FileOverride | None]] = []
-        for entry in overrides:
-            if entry.path not in by_name:
-                raise CsvInputError(f"files entry {entry.path!r}: no such CSV file in {str(folder)!r}")
-            ordered.append((by_name.pop(entry.path), entry))
-        ordered += [(path, None) for path in found if path.name in by_name]
+        ordered: list[tuple[pathlib.Path, dict]] = []
+        for entry in self.config.get("files") or []:
+            if entry["path"] not in by_name:
+                raise CsvInputError(f"files entry {entry['path']!r}: no such CSV file in {str(folder)!r}")
+            ordered.append((by_name.pop(entry["path"]), entry))
+        ordered += [(path, {}) for path in found if path.name in by_name]
         return ordered
+
+    def file_options(self, path: pathlib.Path, entry: dict) -> FileOptions:
+        config = self.config
+        dialect = Dialect(entry.get("delimiter") or config["delimiter"], config["quotechar"], config["encoding"])
+        dialect.check()
+        column_types = entry.get("column_types") or {}
+        for column, kind in column_types.items():
+            if kind not in KINDS:
+                raise CsvInputError(f"files entry {entry['path']!r}: column {column!r} has type {kind!r}; "
+                                    f"expected one of {', '.join(KINDS)}")
+        keys = entry.get("keys")
+        max_bad_rows = config.get("max_bad_rows")
+        if max_bad_rows is not None and max_bad_rows < 0:
+            raise CsvInputError(f"max_bad_rows must be 0 or more, not {max_bad_rows}")
+        null_values = entry.get("null_values")
+        return FileOptions(
+            path=path, label=str(path), stream=entry.get("stream") or snake_name(path.stem, 1), dialect=dialect,
+            null_values=tuple(config["null_values"] if null_values is None else null_values),
+            keys=None if keys is None else tuple(keys), column_types=tuple(sorted(column_types.items())),
+            skip_bad_rows=config["on_bad_row"] == "skip", max_bad_rows=max_bad_rows)
 
     @override
     def discover_streams(self) -> list[CsvFileStream]:
         streams: dict[str, CsvFileStream] = {}
         for path, entry in self.csv_files():
-            label = str(path)
-            name = (entry and entry.stream) or snake_name(path.stem, 1)
-            if name in streams:
-                raise CsvInputError(f"{label} and {streams[name].plan.label} both make stream {name!r}; "
-                                    "name one of them with a files entry")
-            plan = plan_file(path, label, name, self.dialect, entry,
-                             skip_bad_rows=self.config["on_bad_row"] == "skip")
-            if plan is None:
-                self.logger.warning("Skipping %s: the file is empty (not even a header).", label)
+            options = self.file_options(path, entry)
+            if options.stream in streams:
+                raise CsvInputError(f"{options.label} and {streams[options.stream].options.label} both make stream "
+                                    f"{options.stream!r}; name one of them with a files entry")
+            found = self.planner.stream_plan(options)
+            if found is None:
+                self.logger.warning("Skipping %s: the file is empty (not even a header).", options.label)
                 continue
-            streams[name] = CsvFileStream(self, plan)
+            plan, stamp, options = found
+            streams[options.stream] = CsvFileStream(self, options, plan, stamp)
         if not streams:
             self.logger.warning("No CSV files with a header in %s.", self.config["data_dir"])
         return list(streams.values())

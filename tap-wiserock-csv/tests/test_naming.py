@@ -22,9 +22,32 @@ from tests.conftest import run_tap, write
     ("Zip Code 5", "zip_code_5"),
     ("", "column_3"),
     ("%%%", "column_3"),
+    # Issue 10, 11: plural acronyms stay whole.
+    ("userIDs", "user_ids"),
+    ("URLs", "urls"),
+    ("numCPUs", "num_cpus"),
+    ("IDsCount", "ids_count"),
+    # Issue 10, 14: letters of any script are transliterated (anyascii), symbols are separators.
+    ("Größe", "grosse"),
+    ("Grüße", "grusse"),
+    ("売上", "mai_shang"),
+    ("Ελλάδα", "ellada"),
 ])
 def test_column_names(header, expected):
     assert snake_name(header, 3) == expected
+
+
+def test_long_names_are_cut_to_63_bytes_with_a_hash_that_keeps_them_apart():
+    first, second = snake_name("x" * 80 + "_first", 1), snake_name("x" * 80 + "_second", 1)
+    assert len(first) == len(second) == 63
+    assert first != second and first.startswith("x" * 54)
+    assert snake_name("x" * 80 + "_first", 9) == first  # the same every run, wherever the column stands
+
+
+def test_letters_without_a_transliteration_get_a_stable_name_of_their_own():
+    alef = "\u0627"  # an Arabic letter that anyascii maps to nothing
+    assert snake_name(alef, 1) == snake_name(alef, 7) != snake_name(alef * 2, 1)
+    assert snake_name(alef, 1).startswith("column_") and snake_name(alef, 1) != "column_1"
 
 
 def test_headers_and_stream_names_as_emitted(folder):
