@@ -274,7 +274,25 @@ def to_arrow(kind: str, values: pa.Array) -> pa.Array:
         return pc.cast(values, pa.date32())
     if kind == "date-time":
         return timestamps(values)
-    return values  # string, and number: the exact decimal text as written
+    if kind == "number":
+        return exact_number_text(values)
+    return values  # string
+
+
+# JSON readers built on Python's int (json, msgspec) refuse integer literals over 4300 digits.
+LONGEST_INTEGER_LITERAL = 4000
+
+
+def exact_number_text(values: pa.Array) -> pa.Array:
+    """The decimal text as written, except that a very long integer gets a `.0` (same value):
+    written so, JSON readers read it as a decimal with every digit. Batch files carry the same
+    text as RECORD messages, so both modes load the same numeric value and scale."""
+    longest = pc.max(pc.utf8_length(values)).as_py()
+    if longest is None or longest <= LONGEST_INTEGER_LITERAL:
+        return values
+    long_integer = pc.and_(pc.greater(pc.utf8_length(values), LONGEST_INTEGER_LITERAL),
+                          pc.match_substring_regex(values, r"^-?[0-9]+$")).fill_null(False)
+    return pc.if_else(long_integer, pc.binary_join_element_wise(values, ".0", ""), values)
 
 
 def json_schema(kind: str, *, nullable: bool = True) -> dict[str, t.Any]:

@@ -2,8 +2,8 @@
 
 RECORD messages, jsonl batch files and parquet batch files all come from the same table,
 so that the three carry the same values:
-- number: the exact decimal text as written; records hold it as `decimal.Decimal`, which
-  the msgspec writer emits as a JSON number with every digit;
+- number: the exact decimal text as written (`kinds.exact_number_text`); records hold it as
+  `decimal.Decimal`, which the msgspec writer emits as a JSON number with every digit;
 - date-time: a UTC instant (Arrow timestamp[us, UTC]); records hold RFC 3339 text in UTC,
   except an instant whose UTC form leaves the years 1-9999 (`9999-12-31 23:59:59-05`),
   which keeps its own offset (`9999-12-31T23:59:59-05:00`): the same instant, in a form
@@ -29,8 +29,6 @@ if t.TYPE_CHECKING:
     from tap_wiserock_csv.checks import CheckedBlock
 
 RECORD_SLICE = 4096
-_LONGEST_INTEGER_LITERAL = 4000
-_INTEGER_LITERAL = re.compile(r"-?[0-9]+")
 METADATA_FIELDS = [pa.field("_sdc_source_file", pa.string()), pa.field("_sdc_source_lineno", pa.int64())]
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,6})?\d*(?:([Zz])|([+-]\d{2}):?(\d{2})?)?")
 
@@ -105,21 +103,10 @@ class Converter:
 
 def _python_values(array: pa.Array, kind: str) -> list:
     if kind == "number":
-        return [None if value is None else _decimal(value) for value in array.to_pylist()]
+        return [None if value is None else decimal.Decimal(value) for value in array.to_pylist()]
     if kind == "date":
         return array.cast(pa.string()).to_pylist()  # YYYY-MM-DD
     return array.to_pylist()
-
-
-def _decimal(text: str) -> decimal.Decimal:
-    """The exact value; a very long integer gets a `.0` (same value, one decimal place).
-
-    JSON readers built on Python's int (json, msgspec) refuse integer literals over 4300
-    digits; with a decimal point they read the number as a decimal, every digit kept.
-    """
-    if len(text) > _LONGEST_INTEGER_LITERAL and _INTEGER_LITERAL.fullmatch(text):
-        text += ".0"
-    return decimal.Decimal(text)
 
 
 def _rfc3339(instants: pa.Array, texts: pa.Array) -> list[str | None]:

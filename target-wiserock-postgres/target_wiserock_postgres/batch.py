@@ -29,6 +29,10 @@ if t.TYPE_CHECKING:
     from target_wiserock_postgres.sinks import CopyFeeder, StreamLoad
 
 PARQUET_BATCH_ROWS = 16_384
+# 0001-01-01 00:00 UTC: Arrow writes earlier instants with a year 0 or a minus sign, which
+# PostgreSQL refuses; it wants "0001-12-31 23:00:00 BC" (1 BC is the year before AD 1).
+FIRST_AD_DAY = -719_162  # days from 1970-01-01
+MICROS_PER_DAY = 86_400_000_000
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
 FORMATS = ("jsonl", "parquet")
 
@@ -88,6 +92,47 @@ def _json_column(column: pa.ChunkedArray | pa.Array) -> pa.Array:
                     pa.string())
 
 
+def _civil(days: int) -> tuple[int, int, int]:
+    """Proleptic Gregorian (year, month, day) of a day number, for any year (H. Hinnant's algorithm)."""
+    days += 719_468
+    era = days // 146_097
+    day_of_era = days - era * 146_097
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = month_index + 3 if month_index < 10 else month_index - 9
+    return year_of_era + era * 400 + (month <= 2), month, day
+
+
+def _postgres_text(days: int, micros: int | None) -> str:
+    """A date (micros None) or a UTC timestamp as PostgreSQL reads it, BC years included."""
+    year, month, day = _civil(days)
+    era = " BC" if year <= 0 else ""
+    text = f"{1 - year if era else year:04d}-{month:02d}-{day:02d}"
+    if micros is not None:
+        seconds, fraction = divmod(micros, 1_000_000)
+        text += f" {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{fraction:06d}"
+    return text + era
+
+
+def _before_ad(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Dates and naive (UTC) timestamps as text PostgreSQL accepts when any is before AD 1; rare, so per value."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        micros = column.cast(pa.timestamp("us")).cast(pa.int64())
+        earliest = pc.min(micros).as_py()
+        if earliest is None or earliest >= FIRST_AD_DAY * MICROS_PER_DAY:
+            return column
+        return pa.array([None if value is None else _postgres_text(*divmod(value, MICROS_PER_DAY))
+                         for value in micros.to_pylist()], pa.string())
+    days = column.cast(pa.date32()).cast(pa.int32())
+    earliest = pc.min(days).as_py()
+    if earliest is None or earliest >= FIRST_AD_DAY:
+        return column
+    return pa.array([None if value is None else _postgres_text(value, None) for value in days.to_pylist()], pa.string())
+
+
 def _prepared(load: StreamLoad, batch: pa.RecordBatch) -> pa.RecordBatch:
     """A record batch Arrow's CSV writer can write and PostgreSQL can parse; NULs removed and counted."""
     arrays = []
@@ -99,7 +144,9 @@ def _prepared(load: StreamLoad, batch: pa.RecordBatch) -> pa.RecordBatch:
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             # The same UTC instants without the zone, which the session reads as UTC: Arrow
             # formats zoned timestamps 15x slower (2.3 s per million values, most of the CSV time).
-            column = column.cast(pa.timestamp(kind.unit))
+            column = _before_ad(column.cast(pa.timestamp(kind.unit)))
+        elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            column = _before_ad(column)
         elif pa.types.is_nested(kind):
             if load.columns[name].kind is not Kind.JSON:
                 raise LoadError(f"table {load.table}, column {name}: the batch file holds nested values ({kind}) "

@@ -66,6 +66,24 @@ def test_parquet_columns_of_each_kind(warehouse):
     assert rows[2][4] == 'quote " comma , newline \n end' and rows[2][6] == dt.datetime(2024, 5, 31, 18, 30, tzinfo=UTC)
 
 
+def test_parquet_instants_and_dates_outside_years_1_to_9999_load(warehouse):
+    """0001-01-01T00:00+01:00 is 1 BC in UTC, which Arrow writes as year 0 and PostgreSQL refuses;
+    years past 9999 PostgreSQL takes as they are."""
+    micros_per_hour = 3_600_000_000
+    first_ad = -62_135_596_800_000_000  # 0001-01-01 00:00 UTC, in microseconds from 1970
+    last_second = 253_402_300_799_000_000  # 9999-12-31 23:59:59 UTC
+    path = warehouse.folder / "edges.parquet"
+    pq.write_table(pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "at": pa.array([first_ad - micros_per_hour, last_second + 5 * micros_per_hour, 0], pa.timestamp("us", tz="UTC")),
+        "day": pa.array([-719_163, 2_932_897, 0], pa.date32()),  # 1 BC December 31, 10000-01-01, 1970-01-01
+    }), path)
+    load(warehouse, [schema("t", id="integer", at="date-time", day="date"), batch("t", path), activate("t")])
+    assert warehouse.rows("t", "id, at::text, day::text", "id") == [
+        (1, "0001-12-31 23:00:00+00 BC", "0001-12-31 BC"), (2, "10000-01-01 04:59:59+00", "10000-01-01"),
+        (3, "1970-01-01 00:00:00+00", "1970-01-01")]
+
+
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_jsonl_batch_files(warehouse, compression):
     paths = []
