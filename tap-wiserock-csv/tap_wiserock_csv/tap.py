@@ -19,7 +19,7 @@ from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.kinds import KINDS
 from tap_wiserock_csv.naming import snake_name
 from tap_wiserock_csv.plan import FileOptions
-from tap_wiserock_csv.reader import Dialect
+from tap_wiserock_csv.rows import Dialect
 from tap_wiserock_csv.streams import CsvFileStream
 from tap_wiserock_csv.writer import ActivateVersionAtEndWriter
 
