@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.kinds import misfits, null_markers
-from tap_wiserock_csv.reader import BadRow, Block
+from tap_wiserock_csv.rows import BadRow, Block
 
 if t.TYPE_CHECKING:
     import logging

@@ -10,11 +10,13 @@ from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.keys import KeyHashes, find_duplicate
 from tap_wiserock_csv.kinds import ColumnProfile
 from tap_wiserock_csv.naming import column_names, resolve_columns
-from tap_wiserock_csv.reader import CsvReader, Dialect
+from tap_wiserock_csv.reader import CsvReader
 
 if t.TYPE_CHECKING:
     import logging
     import pathlib
+
+    from tap_wiserock_csv.rows import Dialect
 
 _USUAL_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 

@@ -19,7 +19,7 @@ from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.kinds import KINDS
 from tap_wiserock_csv.naming import snake_name
 from tap_wiserock_csv.plan import FileOptions
-from tap_wiserock_csv.reader import Dialect
+from tap_wiserock_csv.rows import Dialect
 from tap_wiserock_csv.streams import CsvFileStream
 from tap_wiserock_csv.writer import ActivateVersionAtEndWriter
 
@@ -28,8 +28,9 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
-# Failures a user can act on: reported in one line, without a traceback.
-EXPECTED_FAILURES = (CsvInputError, FileNotFoundError, UnicodeError, LookupError)
+# Failures a user can act on: reported in one line, without a traceback. OSError: a file
+# that cannot be read (missing, no permission) or written (batch folder), a closed pipe.
+EXPECTED_FAILURES = (CsvInputError, OSError, UnicodeError, LookupError)
 # singer-sdk reads config files with simplejson.
 CONFIG_SYNTAX_ERRORS = (json.JSONDecodeError, simplejson.JSONDecodeError)
 NULL_VALUES_DESCRIPTION = ("Values read as null, in any case, quoted or not (e.g. NULL, NA, N/A, -); "

@@ -95,7 +95,7 @@ class Converter:
                                     f"not fit type {kind} ({exc}); re-run discovery") from None
         kinds = [self.kinds[position] for position in self.selected]
         if self.metadata:
-            arrays += [pa.array(np.full(block.num_rows, self.label, dtype=object), pa.string()),
+            arrays += [pa.repeat(pa.scalar(self.label, pa.string()), block.num_rows),
                        pa.array(block.lines, pa.int64())]
             kinds += ["string", "integer"]
         return TypedBlock(pa.Table.from_arrays(arrays, schema=self.schema), kinds, texts)

@@ -138,3 +138,17 @@ def test_a_tap_stopped_mid_stream_leaves_only_files_it_announced(folder):
     tap.wait(timeout=60)
     assert len(announced) >= 2
     assert sorted(path.as_uri() for path in batches.iterdir()) == sorted(announced)
+
+
+@pytest.mark.parametrize(("root", "message"), [
+    ("s3://bucket/batches", "only local folders (file://...) are supported"),
+    ("{folder}/x.csv/batches", "Not a directory"),
+])
+def test_a_batch_folder_that_cannot_be_used_is_one_line(folder, root, message):
+    write(folder, "x.csv", "id\n1\n")
+    config = {"encoding": {"format": "parquet", "compression": "none"},
+              "storage": {"root": root.format(folder=(folder.as_uri()))}}
+    run = run_tap(folder, batch_config=config)
+    assert run.returncode != 0
+    assert run.last_error_line.startswith("tap-wiserock-csv: error: ") and message in run.last_error_line
+    assert "Traceback" not in run.stderr

@@ -10,7 +10,8 @@ import typing as t
 import pytest
 
 from tap_wiserock_csv.errors import CsvInputError
-from tap_wiserock_csv.reader import CsvReader, Dialect
+from tap_wiserock_csv.reader import CsvReader
+from tap_wiserock_csv.rows import Dialect
 
 if t.TYPE_CHECKING:
     import pathlib
