@@ -3,10 +3,10 @@
 In one run, into the local PostgreSQL: COPY of the bench CSV into the empty typed table (the
 ceiling), then the loader alone fed parquet BATCH files (first run into a new table, second run
 with every row unchanged, second run with every row changed) and fed the recorded RECORD stream
-of the same rows (first and second run), at N and N/10 rows. The parquet files are made here
-with pyarrow, typed as the taps type them (numbers as exact decimal strings, date-times in UTC);
-the RECORD stream is tap-wiserock-csv's output, recorded once. Each loader run gets fresh copies
-of the batch files (it deletes them) and only the loader is timed. Nothing here asserts a speed.
+of the same rows (first and second run), at N and N/10 rows. The parquet files and the RECORD
+stream are tap-wiserock-csv's own output, recorded once (the "every row changed" files from the
+same ids with other scores). Each loader run gets fresh copies of the batch files (it deletes
+them) and only the loader is timed. Nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import shutil
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import psycopg
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from psycopg import sql
 
 from bench.csv_paths import copy_ceiling
@@ -40,66 +38,60 @@ SCHEMA = "wiserock_bench_loader"
 STREAM = "people"
 BIN = pathlib.Path(sys.executable).parent
 TARGET = "target-wiserock-postgres"
-FILES_PER_RUN = 10
-# The stream's SCHEMA as the CSV tap describes the bench file.
+TAP = "tap-wiserock-csv"
+BATCH_ROWS = 100_000  # as meltano.yml's batch_config for the CSV tap
+# The stream's SCHEMA as the CSV tap describes the bench file (for the merge-only rows).
 PROPERTIES = {
     "id": {"type": ["integer"]}, "first_name": {"type": ["string", "null"]}, "last_name": {"type": ["string", "null"]},
     "email": {"type": ["string", "null"]}, "activeflag": {"type": ["boolean", "null"]},
     "created_at": {"type": ["string", "null"], "format": "date-time"}, "score": {"type": ["number", "null"]},
     "city": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]},
 }
-READ_OPTIONS = pacsv.ConvertOptions(
-    column_types={"id": pa.int64(), "activeflag": pa.bool_(), "created_at": pa.timestamp("us"), "score": pa.string()},
-    true_values=["Y", "yes", "true", "t"], false_values=["N", "no", "False", "f"], strings_can_be_null=False)
 
 
-def parquet_sources(csv_path: pathlib.Path, rows: int, *, changed: bool) -> list[pathlib.Path]:
-    """The CSV as FILES_PER_RUN parquet files (kept; each run loads copies), made once."""
-    folder = OUT / f"parquet-{rows}{'-changed' if changed else ''}"
-    files = sorted(folder.glob("*.parquet"))
-    if len(files) == FILES_PER_RUN:
-        return files
-    folder.mkdir(parents=True, exist_ok=True)
-    table = pacsv.read_csv(csv_path, convert_options=READ_OPTIONS)
-    table = table.set_column(table.schema.get_field_index("created_at"), "created_at",
-                             table["created_at"].cast(pa.timestamp("us", tz="UTC")))  # the taps emit UTC
-    if changed:
-        table = table.set_column(table.schema.get_field_index("comment"), "comment",
-                                 pc.binary_join_element_wise(table["comment"], "changed", " "))
-    size = -(-table.num_rows // FILES_PER_RUN)
-    files = [folder / f"part-{index:02d}.parquet" for index in range(FILES_PER_RUN)]
-    for index, path in enumerate(files):
-        pq.write_table(table.slice(index * size, size), path)
-    return files
+def tap_output(csv_path: pathlib.Path, name: str, *, batches: bool) -> pathlib.Path:
+    """tap-wiserock-csv's messages for the CSV (RECORD messages, or BATCH messages naming parquet
+    files kept beside them), recorded once and reused: each loader run gets fresh copies."""
+    folder = OUT / name
+    messages = folder / "messages.jsonl"
+    if messages.exists() and messages.stat().st_size:
+        return messages
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "files").mkdir(parents=True)
+    config = {"data_dir": str(csv_path.parent), "emit_activate_version_messages": True, "cache_dir": "",
+              "stream_maps": {csv_path.stem: {"__alias__": f"'{STREAM}'"}}}
+    if batches:
+        config["batch_config"] = {"encoding": {"format": "parquet", "compression": "none"},
+                                  "storage": {"root": (folder / "files").as_uri()}, "batch_size": BATCH_ROWS}
+    (folder / "tap-config.json").write_text(json.dumps(config))
+    with messages.open("wb") as output:
+        subprocess.run([str(BIN / TAP), "--config", str(folder / "tap-config.json")], stdout=output,
+                       stderr=subprocess.DEVNULL, check=True, cwd=folder, env={**os.environ, "TAP_WISEROCK_CSV_FILES": "[]"})
+    return messages
 
 
-def batch_input(sources: list[pathlib.Path], rows: int) -> pathlib.Path:
-    """Fresh copies of the batch files and the SCHEMA/BATCH/ACTIVATE_VERSION messages naming them."""
+def changed_csv(csv_path: pathlib.Path, rows: int) -> pathlib.Path:
+    """The same ids with other scores (another seed): a second run in which every row changed."""
+    return write_csv(OUT / f"csv-{rows}-changed" / csv_path.name, rows, seed=2)
+
+
+def batch_input(recorded: pathlib.Path, rows: int) -> pathlib.Path:
+    """Fresh copies of the recorded batch files, and the recorded messages naming the copies."""
     folder = OUT / f"run-{rows}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    messages = [{"type": "SCHEMA", "stream": STREAM, "schema": {"properties": PROPERTIES}, "key_properties": ["id"]}]
-    for source in sources:
-        copy = shutil.copy(source, folder / source.name)
-        messages.append({"type": "BATCH", "stream": STREAM, "encoding": {"format": "parquet", "compression": "none"},
-                         "manifest": [pathlib.Path(copy).resolve().as_uri()]})
-    messages.append({"type": "ACTIVATE_VERSION", "stream": STREAM, "version": 1})
+    lines = []
+    for line in recorded.read_text().splitlines():
+        message = json.loads(line)
+        if message.get("type") == "BATCH":
+            copies = []
+            for url in message["manifest"]:
+                source = pathlib.Path(url2pathname(urlsplit(url).path))
+                copies.append(pathlib.Path(shutil.copy(source, folder / source.name)).resolve().as_uri())
+            message["manifest"] = copies
+        lines.append(json.dumps(message))
     path = folder / "messages.jsonl"
-    path.write_text("".join(json.dumps(message) + "\n" for message in messages))
-    return path
-
-
-def record_stream(csv_path: pathlib.Path, rows: int) -> pathlib.Path:
-    """tap-wiserock-csv's RECORD output for the CSV, recorded once."""
-    path = OUT / f"records-{rows}.jsonl"
-    if path.exists() and path.stat().st_size:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = OUT / "tap-config.json"
-    config.write_text(json.dumps({"data_dir": str(csv_path.parent), "emit_activate_version_messages": True}))
-    with path.open("wb") as output:
-        subprocess.run([str(BIN / "tap-wiserock-csv"), "--config", str(config)], stdout=output, stderr=subprocess.DEVNULL,
-                       check=True, cwd=OUT, env={**os.environ, "TAP_WISEROCK_CSV_FILES": "[]"})
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -162,8 +154,9 @@ def loader_rows(env: dict[str, str], csv_path: pathlib.Path, rows: int, *, ceili
         ceiling = copy.rate
         result.append(copy)
     config = loader_config(env)
-    unchanged, changed = parquet_sources(csv_path, rows, changed=False), parquet_sources(csv_path, rows, changed=True)
-    records = record_stream(csv_path, rows)
+    unchanged = tap_output(csv_path, f"batches-{rows}", batches=True)
+    changed = tap_output(changed_csv(csv_path, rows), f"batches-{rows}-changed", batches=True)
+    records = tap_output(csv_path, f"records-{rows}", batches=False)
 
     drop_table(env)
     for label, sources in (("first run (new table)", unchanged), ("second run, unchanged", unchanged),

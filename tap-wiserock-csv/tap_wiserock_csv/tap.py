@@ -66,9 +66,11 @@ class TapWiseRockCsv(Tap):
         th.Property("cache_dir", th.StringType, title="Plan cache folder",
                     description="Where each file's typing plan is kept between runs, so that an unchanged file "
                                 "is not read twice per run; default: the user's cache folder; empty: no cache"),
-        th.Property("batch_file_max_bytes", th.IntegerType, default=100_000_000, title="Batch file size limit",
-                    description="With batch_config, a batch file is closed once it holds this many bytes on disk "
-                                "(or batch_config's batch_size rows, whichever comes first)"),
+        # Same name, default and meaning as in tap-wiserock-api.
+        th.Property("batch_file_max_bytes", th.IntegerType(minimum=1), default=64 * 2**20,
+                    title="Batch file maximum bytes",
+                    description="With batch_config: a batch file is closed once it holds this many bytes, or "
+                                "batch_config's batch_size rows, whichever comes first"),
         # singer-sdk reads this setting but does not list it; declared so that --about shows it.
         th.Property("emit_activate_version_messages", th.BooleanType, default=False,
                     title="Emit ACTIVATE_VERSION messages",
