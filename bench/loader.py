@@ -25,7 +25,7 @@ from urllib.request import url2pathname
 import psycopg
 from psycopg import sql
 
-from bench.csv_paths import copy_ceiling
+from bench.csv_paths import copy_ceiling, settle
 from bench.data import write_csv
 from bench.measure import Row, markdown_table, run_measured
 from elt.database import scratch_server_env, stop_embedded
@@ -108,6 +108,7 @@ def loader_config(env: dict[str, str]) -> pathlib.Path:
 def run_loader(env: dict[str, str], config: pathlib.Path, messages: pathlib.Path, label: str, rows: int,
                ceiling: float) -> Row:
     command = ["sh", "-c", f'"{BIN / TARGET}" --config "{config}" < "{messages}"; exit $?']
+    settle(env)
     measured = run_measured(command, labels=[TARGET], env=env, cwd=str(OUT))
     if measured.returncode != 0:
         sys.stderr.write(measured.output[-5000:])
