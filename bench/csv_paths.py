@@ -33,11 +33,17 @@ def connect(env: dict[str, str]) -> psycopg.Connection:
     return psycopg.connect(**Database.from_env({**env, "DB_SCHEMA": SCHEMA}).params, autocommit=True)
 
 
-def settle(env: dict[str, str]) -> None:
-    """Write out what earlier runs left dirty, so that no measured run pays for another's writes."""
+def settle(env: dict[str, str], *, quiet_for: float = 60) -> None:
+    """Start each measured run from a quiet server: earlier runs' dirty pages written out, and
+    their autovacuum (1M dead rows after a replaced table) finished rather than competing."""
     # A role without pg_checkpoint gets noisier numbers, not wrong ones.
-    with connect(env) as connection, contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-        connection.execute("checkpoint")
+    with connect(env) as connection:
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            connection.execute("checkpoint")
+        deadline = time.monotonic() + quiet_for
+        while time.monotonic() < deadline and connection.execute(
+                "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'").fetchone()[0]:
+            time.sleep(0.5)
 
 
 def reset_schema(env: dict[str, str]) -> None:
