@@ -1,12 +1,12 @@
 """`make bench`: every path measured in one run, on this machine, against its ceiling.
 
 CSV: psycopg COPY of the 1,000,000-row file into an empty typed table is the ceiling; the
-project's loader alone (parquet BATCH files and the RECORD stream, first and second run),
-`meltano run tap-wiserock-csv` with the project's loader and with the stock loader, pandas,
-dlt and sling are compared with it. API: a plain HTTP client paging through the sandbox with
-keyset paging is the ceiling, with and without 50 ms of latency per request; `meltano run
-tap-wiserock-api` with each loader is compared with it. Peak RSS of the tap and the loader is
-sampled at two sizes to show how memory grows. Nothing here asserts a speed.
+project's loader alone (parquet BATCH files and the RECORD stream, first and second run), the
+CSV tap alone writing parquet batch files, `meltano run tap-wiserock-csv` with the project's
+loader and with the stock loader, pandas, dlt and sling are compared with it. API: a plain
+HTTP client paging through the sandbox with keyset paging is the ceiling, with and without
+50 ms of latency per request; `meltano run tap-wiserock-api` with each loader is compared with
+it. Peak RSS of the tap and the loader is sampled at two sizes to show how memory grows. Nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> None:
     csv_rows += loader_rows(env, big, CSV_ROWS, ceiling=copy.rate)
     csv_rows += loader_rows(env, small, small_rows, ceiling=copy.rate)
     sizes = [(small, small_rows), (big, CSV_ROWS)]
+    csv_rows += csv_paths.tap_alone_rows(big, CSV_ROWS, copy.rate, cache)
     csv_rows += csv_paths.project_loader_rows(env, sizes, copy.rate, cache)
     csv_rows += csv_paths.stock_loader_rows(env, sizes, copy.rate, cache)
     csv_paths.reset_schema(env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -105,6 +106,31 @@ def project_loader_rows(env: dict[str, str], sizes: list[tuple[pathlib.Path, int
     seconds, peaks = meltano_run(csv_env(env, csv_path, cache), TAP, PROJECT_LOADER)
     result.append(Row(f"meltano run {TAP} target-postgres (project loader), second run", rows, seconds, ceiling,
                       rss_cell(peaks, TAP, PROJECT_LOADER)))
+    return result
+
+
+def tap_alone_rows(csv_path: pathlib.Path, rows: int, ceiling: float, cache: pathlib.Path) -> list[Row]:
+    """The CSV tap by itself writing parquet batch files (messages to /dev/null, files deleted
+    after): first with no cached typing plan (the typing pass included), then with it."""
+    result = []
+    shutil.rmtree(cache, ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=PROJECT_DIR / "bench" / "out") as folder:
+        files = pathlib.Path(folder) / "files"
+        config = {"data_dir": str(csv_path.parent), "cache_dir": str(cache), "emit_activate_version_messages": True,
+                  "batch_config": {"encoding": {"format": "parquet", "compression": "none"},
+                                   "storage": {"root": files.as_uri()}, "batch_size": 100_000}}
+        config_path = pathlib.Path(folder) / "tap-config.json"
+        config_path.write_text(json.dumps(config))
+        command = ["sh", "-c", f'"{BIN / TAP}" --config "{config_path}" > /dev/null; exit $?']
+        for label in ("no cached typing plan", "cached typing plan"):
+            files.mkdir()
+            measured = run_measured(command, labels=[TAP], env={**os.environ, "TAP_WISEROCK_CSV_FILES": "[]"}, cwd=folder)
+            if measured.returncode != 0:
+                sys.stderr.write(measured.output[-5000:])
+                raise SystemExit(f"bench: {TAP} failed on {csv_path}")
+            shutil.rmtree(files)
+            result.append(Row(f"{TAP} alone, parquet BATCH files, {label}", rows, measured.seconds, ceiling,
+                              f"{measured.peak_rss_mb[TAP]:.0f}"))
     return result
 
 
