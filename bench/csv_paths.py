@@ -116,7 +116,7 @@ def tap_alone_rows(csv_path: pathlib.Path, rows: int, ceiling: float, cache: pat
     shutil.rmtree(cache, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=PROJECT_DIR / "bench" / "out") as folder:
         files = pathlib.Path(folder) / "files"
-        config = {"data_dir": str(csv_path.parent), "cache_dir": str(cache), "emit_activate_version_messages": True,
+        config = {"data_dir": str(csv_path.parent.resolve()), "cache_dir": str(cache.resolve()), "emit_activate_version_messages": True,
                   "batch_config": {"encoding": {"format": "parquet", "compression": "none"},
                                    "storage": {"root": files.as_uri()}, "batch_size": 100_000}}
         config_path = pathlib.Path(folder) / "tap-config.json"
