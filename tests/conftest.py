@@ -26,6 +26,11 @@ from wiserock_sandbox import (
 )
 
 MELTANO = pathlib.Path(sys.executable).with_name("meltano")
+BATCH_DIR = PROJECT_DIR / ".meltano" / "run" / "batches"  # meltano.yml: the taps' batch_config
+
+
+def batch_files() -> set[str]:
+    return {path.name for path in BATCH_DIR.glob("*")} if BATCH_DIR.exists() else set()
 
 
 @dataclasses.dataclass

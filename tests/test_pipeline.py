@@ -6,13 +6,7 @@ import csv
 import datetime as dt
 
 from elt.settings import PROJECT_DIR
-from tests.conftest import meltano, pipeline_env
-
-BATCH_DIR = PROJECT_DIR / ".meltano" / "run" / "batches"  # meltano.yml: the taps' batch_config
-
-
-def batch_files() -> set[str]:
-    return {path.name for path in BATCH_DIR.glob("*")} if BATCH_DIR.exists() else set()
+from tests.conftest import batch_files, meltano, pipeline_env
 
 # Lower-cased source spellings; as dict keys, 1 and 0 are True and False.
 EXPECTED_FLAG = {True: True, "y": True, "yes": True, "true": True, "t": True,
@@ -62,8 +56,6 @@ def test_api_tables_match_the_source(warehouse, sandbox):
 def test_csv_tables_match_the_files(warehouse):
     result = meltano("run", "tap-wiserock-csv", "target-postgres", env=pipeline_env(warehouse, None))
     assert result.returncode == 0, result.stderr[-3000:]
-    from elt.settings import PROJECT_DIR
-
     for file, table in [("Customers.csv", "stg_wiserock_csv_customers"), ("Orders.csv", "stg_wiserock_csv_orders"),
                         ("Order Items.CSV", "stg_wiserock_csv_order_items")]:
         with (PROJECT_DIR / "data" / file).open(encoding="utf-8-sig", newline="") as handle:
