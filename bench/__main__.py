@@ -1,7 +1,7 @@
 """`make bench`: every path measured in one run, on this machine, against its ceiling.
 
-CSV: psycopg COPY of the 1,000,000-row file into an empty typed table is the ceiling; the
-project's loader alone (parquet BATCH files and the RECORD stream, first and second run), the
+CSV: psycopg COPY of the 1,000,000-row file into an empty typed table (the median of three
+runs) is the ceiling; the project's loader alone (parquet BATCH files and the RECORD stream, first and second run), the
 CSV tap alone writing parquet batch files, `meltano run tap-wiserock-csv` with the project's
 loader and with the stock loader, pandas, dlt and sling are compared with it. API: a plain
 HTTP client paging through the sandbox with keyset paging is the ceiling, with and without
