@@ -1,12 +1,13 @@
 """`make bench`: every path measured in one run, on this machine, against its ceiling.
 
 CSV: psycopg COPY of the 1,000,000-row file into an empty typed table (the median of three
-runs) is the ceiling; the project's loader alone (parquet BATCH files and the RECORD stream, first and second run), the
-CSV tap alone writing parquet batch files, `meltano run tap-wiserock-csv` with the project's
-loader and with the stock loader, pandas, dlt and sling are compared with it. API: a plain
-HTTP client paging through the sandbox with keyset paging is the ceiling, with and without
-50 ms of latency per request; `meltano run tap-wiserock-api` with each loader is compared with
-it. Peak RSS of the tap and the loader is sampled at two sizes to show how memory grows. Nothing here asserts a speed.
+runs) is the ceiling; the project's loader alone (parquet BATCH files and the RECORD stream,
+first and second run), the CSV tap alone writing parquet batch files, `meltano run
+tap-wiserock-csv` with the project's loader and with the stock loader, pandas, dlt and sling
+are compared with it. API: a plain HTTP client paging through the sandbox with keyset paging is
+the ceiling, with and without 50 ms of latency per request; `meltano run tap-wiserock-api` with
+each loader is compared with it. Peak RSS of the tap and the loader is sampled at two sizes to
+show how memory grows. Nothing here asserts a speed.
 """
 
 from __future__ import annotations
