@@ -19,8 +19,6 @@ import shutil
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import psycopg
 from psycopg import sql
@@ -30,7 +28,7 @@ from bench.data import write_csv
 from bench.measure import Row, markdown_table, run_measured
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import PROJECT_DIR, Database
-from target_wiserock_postgres import tables
+from target_wiserock_postgres import batch, tables
 from target_wiserock_postgres.types import column_type
 
 OUT = PROJECT_DIR / "bench" / "out" / "loader"
@@ -86,7 +84,7 @@ def batch_input(recorded: pathlib.Path, rows: int) -> pathlib.Path:
         if message.get("type") == "BATCH":
             copies = []
             for url in message["manifest"]:
-                source = pathlib.Path(url2pathname(urlsplit(url).path))
+                source = batch.file_path(STREAM, url)
                 copies.append(pathlib.Path(shutil.copy(source, folder / source.name)).resolve().as_uri())
             message["manifest"] = copies
         lines.append(json.dumps(message))
@@ -96,12 +94,9 @@ def batch_input(recorded: pathlib.Path, rows: int) -> pathlib.Path:
 
 
 def loader_config(env: dict[str, str]) -> pathlib.Path:
-    params = Database.from_env({**env, "DB_SCHEMA": SCHEMA}).params
-    config = {"host": params.get("host"), "port": params.get("port", 5432), "user": params.get("user"),
-              "password": params.get("password"), "database": params.get("dbname"), "default_target_schema": SCHEMA}
     path = OUT / "target-config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({key: value for key, value in config.items() if value is not None}))
+    path.write_text(json.dumps(Database.from_env({**env, "DB_SCHEMA": SCHEMA}).loader_config()))
     return path
 
 

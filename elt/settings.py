@@ -32,6 +32,14 @@ class Database:
         where = host if host.startswith("/") else f"{host}:{self.params.get('port') or 5432}"
         return f"{where}/{self.params.get('dbname')}"
 
+    def loader_config(self) -> dict[str, t.Any]:
+        """target-wiserock-postgres's settings (its --config file) for this database and schema."""
+        params = self.params
+        config = {"host": params.get("host"), "port": params.get("port"), "user": params.get("user"),
+                  "password": params.get("password"), "database": params.get("dbname"),
+                  "sslmode": params.get("sslmode"), "default_target_schema": self.schema}
+        return {key: value for key, value in config.items() if value is not None}
+
     @classmethod
     def from_env(cls, env: t.Mapping[str, str]) -> Database:
         schema = env.get("DB_SCHEMA") or DEFAULT_SCHEMA

@@ -142,12 +142,8 @@ def test_standalone_tap_piped_into_the_loader(warehouse, sandbox, tmp_path):
     env = pipeline_env(warehouse, sandbox)
     tap_config = {"api_url": env["API_URL"], "api_key": env["API_KEY"], "email": env["API_EMAIL"],
                   "password": env["API_PASSWORD"], "emit_activate_version_messages": True}
-    params = warehouse.database.params
-    target_config = {"host": params["host"], "port": params["port"], "user": params["user"],
-                     "password": params.get("password", ""), "database": params["dbname"],
-                     "default_target_schema": warehouse.schema}
     (tmp_path / "config.json").write_text(json.dumps(tap_config))
-    (tmp_path / "target.json").write_text(json.dumps(target_config))
+    (tmp_path / "target.json").write_text(json.dumps(warehouse.database.loader_config()))
     pipeline = f"'{BIN / 'tap-wiserock-api'}' --config config.json | '{BIN / 'target-wiserock-postgres'}' --config target.json"
     run = subprocess.run(["/bin/bash", "-o", "pipefail", "-c", pipeline], cwd=tmp_path, capture_output=True, text=True,
                          timeout=600, check=False)

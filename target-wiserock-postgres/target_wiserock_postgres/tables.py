@@ -20,8 +20,8 @@ if t.TYPE_CHECKING:
     import psycopg
 
 # Above this share of changed rows, deleting all rows and inserting all is cheaper than the diff.
-# Measured on 1M rows (bench/loader.py, merge step alone): the diff takes 2.9 s when nothing
-# changed and 17 s when every row changed; delete all + insert all takes 10-11 s either way.
+# Measured on 1M rows (`make bench`, merge step alone): the diff takes 1.5 s when nothing
+# changed and 8.3 s when every row changed; delete all + insert all takes 5-5.4 s either way.
 REPLACE_ALL_SHARE = 0.5
 SAMPLE_PERCENT = 1  # of the new rows, compared with the table to estimate that share
 SAMPLE_FROM_ROWS = 20_000  # smaller snapshots always take the diff: it is cheap for them
