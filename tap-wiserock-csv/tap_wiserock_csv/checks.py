@@ -152,3 +152,15 @@ class BadRowPolicy:
     def _fail(self, why: str) -> t.NoReturn:
         first = f"; first: line {self.first.lineno}: {self.first.reason}" if self.first else ""
         raise CsvInputError(f"{self.label}: {self.bad} bad rows, {why}{first}")
+
+
+def checked_blocks(blocks: t.Iterable[Block], check: RowCheck, policy: BadRowPolicy) -> t.Iterator[CheckedBlock]:
+    """A pass over a file: each block checked, its bad rows put to the policy, which has the
+    last word once the file has ended (the first pass and the sync count the same way)."""
+    good = 0
+    for block in blocks:
+        checked = check.apply(block)
+        policy.take(checked.bad_rows)
+        good += checked.num_rows
+        yield checked
+    policy.finish(good)

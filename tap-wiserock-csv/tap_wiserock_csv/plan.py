@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from tap_wiserock_csv.checks import BadRowPolicy, CheckedBlock, RowCheck, shown
+from tap_wiserock_csv.checks import BadRowPolicy, CheckedBlock, RowCheck, checked_blocks, shown
 from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.keys import KeyHashes, find_duplicate
 from tap_wiserock_csv.kinds import ColumnProfile
@@ -114,16 +114,11 @@ def plan_file(options: FileOptions, logger: logging.Logger) -> FilePlan | None:
     profiles = {index: ColumnProfile() for index, column in enumerate(layout.columns) if column not in layout.forced}
     key_positions = [layout.columns.index(key) for key in layout.keys]
     key_hashes = KeyHashes(key_positions)
-    good = 0
-    for block in reader.blocks():
-        checked = check.apply(block)
-        policy.take(checked.bad_rows)
+    for checked in checked_blocks(reader.blocks(), check, policy):
         for index, profile in profiles.items():
             column = checked.columns[index]
             profile.add(column.drop_null() if column.null_count else column)
         key_hashes.add(checked)
-        good += checked.num_rows
-    policy.finish(good)
     kinds = [layout.forced.get(column) or profiles[index].kind(column) for index, column in enumerate(layout.columns)]
     for index, profile in profiles.items():
         if profile.sub_microseconds is not None and kinds[index] == "string":

@@ -9,7 +9,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_wiserock_csv.batches import BatchFiles
-from tap_wiserock_csv.checks import BadRowPolicy, RowCheck
+from tap_wiserock_csv.checks import BadRowPolicy, RowCheck, checked_blocks
 from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.kinds import json_schema
 from tap_wiserock_csv.plan import Layout
@@ -110,15 +110,11 @@ class CsvFileStream(Stream):
         converter = Converter(options.label, plan.columns, plan.kinds, self._selected_positions(),
                               self._schema_for_files(), self.add_metadata,
                               {column: 0 for column, kind in layout.forced.items() if kind == "date-time"})
-        good = empty = 0
-        for block in reader.blocks():
-            checked = check.apply(block)
-            policy.take(checked.bad_rows)
+        empty = 0
+        for checked in checked_blocks(reader.blocks(), check, policy):
             empty += checked.empty_rows
             if checked.num_rows:
-                good += checked.num_rows
                 yield converter.convert(checked)
-        policy.finish(good)
         if reader.exact_from is not None:
             self.logger.info("Read %s with Python's csv module from line %d on (something there needs a closer look "
                              "than the fast reader gives: quoting, a field count or an encoding).",
