@@ -7,6 +7,10 @@ import datetime as dt
 import random
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 if TYPE_CHECKING:
     import pathlib
 
@@ -16,6 +20,7 @@ CITIES = ("Oslo", "Lima", "Pune", "Kyiv", "Bonn", "Nice", "Faro")
 TYPED_TABLE = """create table {table} (
     id bigint primary key, first_name text, last_name text, email text, activeflag boolean,
     created_at timestamp, score double precision, city text, comment text)"""
+_REPEAT_ROWS = 1_000_000  # rows written by Python once, then repeated with new ids
 
 
 def write_csv(path: pathlib.Path, rows: int, seed: int = 1) -> pathlib.Path:
@@ -35,3 +40,44 @@ def write_csv(path: pathlib.Path, rows: int, seed: int = 1) -> pathlib.Path:
                 f'said "hello, world" #{row_id}' if row_id % 3 else "plain, with comma",
             ])
     return path
+
+
+def write_large_csv(path: pathlib.Path, rows: int, base: pathlib.Path) -> pathlib.Path:
+    """`rows` rows fast: the rows of `base` (a `write_csv` file of 1,000,000 rows) repeated, each
+    copy with new ids (copy k holds ids k*1,000,000+1 ...), written a copy at a time by Arrow
+    (a few seconds per 10 million rows, where `write_csv` takes a minute per 10 million)."""
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(base, _REPEAT_ROWS)
+    data = np.frombuffer(base.read_bytes(), dtype=np.uint8)
+    ends = np.flatnonzero(data == 10)  # the base file holds no quoted newline
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    header_end = int(ends[0]) + 1
+    starts, ends = starts[1:], ends[1:]
+    commas = np.flatnonzero(data == ord(","))
+    after_id = commas[np.searchsorted(commas, starts)]  # the first comma of each row: the id is before it
+    # Each row without its id: from the first comma through the line end, as one Arrow string array.
+    lengths = ends + 1 - after_id
+    rests = _gather(data, after_id, lengths)
+    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    tails = pa.LargeStringArray.from_buffers(len(lengths), pa.py_buffer(offsets), pa.py_buffer(rests))
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as handle:
+        handle.write(data[:header_end].tobytes())
+        for first in range(0, rows, _REPEAT_ROWS):
+            count = min(_REPEAT_ROWS, rows - first)
+            ids = pc.cast(pa.array(np.arange(first + 1, first + count + 1, dtype=np.int64)), pa.large_string())
+            lines = pc.binary_join_element_wise(ids, tails.slice(0, count), pa.scalar("", pa.large_string()))
+            buffers = lines.buffers()
+            line_offsets = np.frombuffer(buffers[1], dtype=np.int64, count=count + 1)
+            handle.write(memoryview(buffers[2])[line_offsets[0]:line_offsets[-1]])
+    partial.rename(path)  # complete or absent: a file cut short is never reused
+    return path
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """data[starts[i]:starts[i]+lengths[i]] for every i, concatenated, without a Python loop."""
+    positions = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    positions += np.arange(int(lengths.sum()), dtype=np.int64)
+    return data[positions]

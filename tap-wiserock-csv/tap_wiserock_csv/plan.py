@@ -10,7 +10,7 @@ from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.keys import KeyHashes, find_duplicate
 from tap_wiserock_csv.kinds import ColumnProfile
 from tap_wiserock_csv.naming import column_names, resolve_columns
-from tap_wiserock_csv.reader import CsvReader
+from tap_wiserock_csv.reader import CsvReader, read_ahead
 
 if t.TYPE_CHECKING:
     import logging
@@ -113,28 +113,29 @@ def plan_file(options: FileOptions, logger: logging.Logger) -> FilePlan | None:
     policy = BadRowPolicy(options.label, options.skip_bad_rows, options.max_bad_rows)
     profiles = {index: ColumnProfile() for index, column in enumerate(layout.columns) if column not in layout.forced}
     key_positions = [layout.columns.index(key) for key in layout.keys]
-    key_hashes = KeyHashes(key_positions)
-    for checked in checked_blocks(reader.blocks(), check, policy):
+    with KeyHashes(key_positions) as key_hashes:
+        for checked in checked_blocks(read_ahead(reader.blocks()), check, policy):
+            for index, profile in profiles.items():
+                column = checked.columns[index]
+                profile.add(column.drop_null() if column.null_count else column)
+            key_hashes.add(checked)
+        kinds = [layout.forced.get(column) or profiles[index].kind(column)
+                 for index, column in enumerate(layout.columns)]
         for index, profile in profiles.items():
-            column = checked.columns[index]
-            profile.add(column.drop_null() if column.null_count else column)
-        key_hashes.add(checked)
-    kinds = [layout.forced.get(column) or profiles[index].kind(column) for index, column in enumerate(layout.columns)]
-    for index, profile in profiles.items():
-        if profile.sub_microseconds is not None and kinds[index] == "string":
-            logger.info("Column %r of %s is text: %s has digits beyond microseconds, which a timestamp cannot hold "
-                        "(force the column to date-time with column_types to cut them).",
-                        layout.columns[index], options.label, shown(profile.sub_microseconds))
-    plan = FilePlan(layout.headers, layout.columns, kinds, layout.keys, layout.forced)
-    if key_positions:
-        _refuse_duplicate_keys(options, check, plan, key_hashes.repeated())
+            if profile.sub_microseconds is not None and kinds[index] == "string":
+                logger.info("Column %r of %s is text: %s has digits beyond microseconds, which a timestamp cannot "
+                            "hold (force the column to date-time with column_types to cut them).",
+                            layout.columns[index], options.label, shown(profile.sub_microseconds))
+        plan = FilePlan(layout.headers, layout.columns, kinds, layout.keys, layout.forced)
+        if key_positions:
+            _refuse_duplicate_keys(options, check, plan, key_hashes)
     return plan
 
 
-def _refuse_duplicate_keys(options: FileOptions, check: RowCheck, plan: FilePlan, candidates: set[int]) -> None:
+def _refuse_duplicate_keys(options: FileOptions, check: RowCheck, plan: FilePlan, key_hashes: KeyHashes) -> None:
     positions = [plan.columns.index(key) for key in plan.keys]
     found = find_duplicate(lambda: read_checked(options, plan.columns, check), positions,
-                           [plan.kinds[position] for position in positions], candidates)
+                           [plan.kinds[position] for position in positions], key_hashes)
     if found is None:
         return
     values, first, second = found
