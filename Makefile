@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.installed
 
-.PHONY: run test bench install stop-db clean help
+.PHONY: run test bench bench-large install stop-db clean help
 help:
 	@echo "make run    install what is missing, then load both sources into PostgreSQL"
 	@echo "make test   install what is missing, then run every test"
 	@echo "make bench  measure load speed and memory (writes bench/results.md)"
+	@echo "make bench-large  the CSV path at 10M rows against COPY, memory at 1M and 10M (writes bench/results-large.md)"
 	@echo "make stop-db  stop the embedded PostgreSQL started by make run"
 
 install: $(PLUGINS_STAMP)
@@ -52,6 +53,10 @@ $(BENCH_STAMP): bench/requirements.txt
 
 bench: install $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# No peers here: the project's own paths at scale (about 10 minutes, 3 GB of temporary files).
+bench-large: install
+	$(BIN)/python -m bench.large
 
 stop-db:
 	$(BIN)/wiserock-elt stop-db

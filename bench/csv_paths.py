@@ -19,7 +19,7 @@ from psycopg import sql
 
 from bench import peers
 from bench.data import TYPED_TABLE
-from bench.measure import Row, run_measured
+from bench.measure import Measurement, Row, run_measured
 from elt.settings import PROJECT_DIR, Database
 
 SCHEMA = "wiserock_bench"
@@ -76,8 +76,8 @@ def copy_ceiling(env: dict[str, str], csv_path: pathlib.Path, rows: int, *, runs
     return Row(f"COPY into the empty typed table (CSV ceiling, median of {runs})", rows, statistics.median(timings))
 
 
-def meltano_run(env: dict[str, str], tap: str, loader: str, *, environment: str = "dev") -> tuple[float, dict[str, float]]:
-    """`meltano run` of one pipeline: seconds, and the peak RSS of the tap's and the loader's processes."""
+def meltano_measured(env: dict[str, str], tap: str, loader: str, *, environment: str = "dev") -> Measurement:
+    """`meltano run` of one pipeline, from a quiet server; a failure ends the bench."""
     plugin = "target-postgres-meltanolabs" if loader == STOCK_LOADER else "target-postgres"
     command = [str(BIN / "meltano"), "--environment", environment, "run", "--state-id-suffix=bench", tap, plugin]
     settle(env)
@@ -85,6 +85,12 @@ def meltano_run(env: dict[str, str], tap: str, loader: str, *, environment: str 
     if measured.returncode != 0:
         sys.stderr.write(measured.output[-5000:])
         raise SystemExit(f"bench: {' '.join(command)} failed")
+    return measured
+
+
+def meltano_run(env: dict[str, str], tap: str, loader: str, *, environment: str = "dev") -> tuple[float, dict[str, float]]:
+    """`meltano run` of one pipeline: seconds, and the peak RSS of the tap's and the loader's processes."""
+    measured = meltano_measured(env, tap, loader, environment=environment)
     return measured.seconds, measured.peak_rss_mb
 
 

@@ -25,7 +25,7 @@ from psycopg import sql
 
 from bench.csv_paths import copy_ceiling, settle
 from bench.data import write_csv
-from bench.measure import Row, markdown_table, run_measured
+from bench.measure import Measurement, Row, markdown_table, run_measured
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import PROJECT_DIR, Database
 from target_wiserock_postgres import batch, tables
@@ -100,14 +100,20 @@ def loader_config(env: dict[str, str]) -> pathlib.Path:
     return path
 
 
-def run_loader(env: dict[str, str], config: pathlib.Path, messages: pathlib.Path, label: str, rows: int,
-               ceiling: float) -> Row:
+def loader_measured(env: dict[str, str], config: pathlib.Path, messages: pathlib.Path) -> Measurement:
+    """The loader fed `messages`, from a quiet server; a failure ends the bench."""
     command = ["sh", "-c", f'"{BIN / TARGET}" --config "{config}" < "{messages}"; exit $?']
     settle(env)
     measured = run_measured(command, labels=[TARGET], env=env, cwd=str(OUT))
     if measured.returncode != 0:
         sys.stderr.write(measured.output[-5000:])
         raise SystemExit(f"bench: {TARGET} failed on {messages}")
+    return measured
+
+
+def run_loader(env: dict[str, str], config: pathlib.Path, messages: pathlib.Path, label: str, rows: int,
+               ceiling: float) -> Row:
+    measured = loader_measured(env, config, messages)
     return Row(label, rows, measured.seconds, ceiling, f"{measured.peak_rss_mb[TARGET]:.0f}")
 
 

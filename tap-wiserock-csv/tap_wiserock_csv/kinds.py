@@ -148,7 +148,9 @@ class ColumnProfile:
             candidates.discard("words")
         if "zero_one" in candidates and not _all(pc.is_in(values, _case_variants(("0", "1")))):
             candidates.discard("zero_one")
-        integer_syntax = bool(candidates & {"integer", "number"}) and _all(_matches(values, _INTEGER))
+        # Integer syntax decides "integer" and spares "number" its own pattern, once "integer" is out
+        # the number pattern alone is cheaper.
+        integer_syntax = "integer" in candidates and _all(_matches(values, _INTEGER))
         if "integer" in candidates and not (integer_syntax and _in_int64(values)):
             candidates.discard("integer")
         if "number" in candidates and not _number_fits(values, integer_syntax=integer_syntax):

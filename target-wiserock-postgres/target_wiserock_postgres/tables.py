@@ -4,11 +4,20 @@ Everything here runs inside the run's one transaction: readers keep seeing the p
 snapshot until COMMIT. A new staging table is created and COPYed into directly (invisible
 until commit), its primary key added after the COPY. An existing one is only touched at the
 end: its rows were COPYed into a temp table, and the snapshot is applied as a diff by key.
+
+How the diff compares the two tables is chosen from the snapshot (measured on 10M rows of
+`make bench-large`, the key in file order, EXPLAIN ANALYZE in the README's benchmark notes):
+when both tables hold their rows in key order (the key's correlation, from ANALYZE), a merge
+join walks both key indexes side by side (8.5 s; no memory, no temp files); otherwise the
+planner hashes the new rows, with `work_mem` sized to them (a hash join that spills to temp
+files took 41 s, one held in memory 24 s).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 import typing as t
 
 from psycopg import sql
@@ -19,6 +28,8 @@ from target_wiserock_postgres.types import ColumnType, Kind
 if t.TYPE_CHECKING:
     import psycopg
 
+logger = logging.getLogger("target-wiserock-postgres")
+
 # Above this share of changed rows, deleting all rows and inserting all is cheaper than the diff.
 # Measured on 1M rows (`make bench`, merge step alone): the diff takes 1.5 s when nothing
 # changed and 8.3 s when every row changed; delete all + insert all takes 5-5.4 s either way.
@@ -26,9 +37,14 @@ REPLACE_ALL_SHARE = 0.5
 SAMPLE_PERCENT = 1  # of the new rows, compared with the table to estimate that share
 SAMPLE_FROM_ROWS = 20_000  # smaller snapshots always take the diff: it is cheap for them
 
-# Enough to hash a million-row snapshot in memory (times hash_mem_multiplier) during the
-# merge; SET LOCAL, so only for this transaction.
-MERGE_WORK_MEM = "256MB"
+# work_mem for the merge (SET LOCAL: this transaction only): the new rows' size times this, so
+# that a hash of them (work_mem times hash_mem_multiplier) holds them with its overhead; at least
+# MIN_WORK_MEM, at most a quarter of effective_cache_size (the server's own word for the memory
+# it may count on).
+WORK_MEM_PER_BYTE = 1.5
+MIN_WORK_MEM = 64 << 20
+# Both tables are "in key order" above this correlation of the (first) key column.
+ORDERED_CORRELATION = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,26 +129,56 @@ def add_primary_key(connection: psycopg.Connection, target: sql.Composable, keys
         connection.execute(sql.SQL("alter table {} add primary key ({})").format(target, _names(keys)))
 
 
-def _check_duplicates(connection: psycopg.Connection, loaded: sql.Composable, keys: t.Sequence[str]) -> None:
-    """A unique index refuses duplicate keys (its error names one), then goes: the merge
-    hashes both tables, and the index would make the planner walk them in key order instead.
-    Measured on 1M rows: 0.5 s, against 1.3 s for GROUP BY ... HAVING count(*) > 1."""
-    index = sql.Identifier("wr_load_unique_keys")
-    connection.execute(sql.SQL("create unique index {} on {} ({})").format(index, loaded, _names(keys)))
-    connection.execute(sql.SQL("drop index {}").format(index))
+def _identical(columns: t.Mapping[str, ColumnType], keys: t.Sequence[str], others: t.Iterable[str]) -> sql.Composed:
+    """New row n equals old row s (of the same key) exactly: NULLs equal; numeric by value and
+    scale (1.10 is not 1.1: the same as comparing their text, without printing 20M numbers);
+    jsonb as text (exact digits and key order as stored); and columns the stream no longer has
+    must be NULL in the old row."""
+    def values(alias: str) -> sql.Composed:
+        parts: list[sql.Composable] = []
+        for name, column in columns.items():
+            if name in keys:
+                continue  # equal: the join's condition
+            value = sql.Identifier(alias, name)
+            if column.kind is Kind.JSON:
+                parts.append(sql.SQL("{}::text").format(value))
+                continue
+            parts.append(value)
+            if column.sql == "numeric":
+                parts.append(sql.SQL("scale({})").format(value))
+        return sql.SQL(", ").join(parts)
+
+    conditions = [sql.SQL("{} is null").format(sql.Identifier("s", name)) for name in others]
+    if any(name not in keys for name in columns):
+        conditions.insert(0, sql.SQL("row({}) is not distinct from row({})").format(values("n"), values("s")))
+    return sql.SQL(" and ").join(conditions or [sql.SQL("true")])
 
 
-def _identical(columns: t.Mapping[str, ColumnType], others: t.Iterable[str]) -> sql.Composed:
-    """New row n equals old row s exactly: numeric and jsonb as text (1.10 is not 1.1), NULLs
-    equal, and columns the stream no longer has must be NULL in the old row."""
-    def value(alias: str, name: str, column: ColumnType) -> sql.Composable:
-        exact = column.sql == "numeric" or column.kind is Kind.JSON
-        return sql.SQL("{}::text" if exact else "{}").format(sql.Identifier(alias, name))
+def _regclass(connection: psycopg.Connection, relation: sql.Composable) -> sql.Composed:
+    return sql.SQL("{}::regclass").format(sql.Literal(relation.as_string(connection)))
 
-    new = sql.SQL(", ").join(value("n", name, column) for name, column in columns.items())
-    old = sql.SQL(", ").join(value("s", name, column) for name, column in columns.items())
-    condition = sql.SQL("row({}) is not distinct from row({})").format(new, old)
-    return sql.SQL(" and ").join([condition, *(sql.SQL("{} is null").format(sql.Identifier("s", name)) for name in others)])
+
+def _size_memory(connection: psycopg.Connection, loaded: sql.Composable) -> None:
+    """work_mem for hashing the new rows, from their size (see WORK_MEM_PER_BYTE)."""
+    found = connection.execute(sql.SQL(
+        "select greatest({minimum}, least(pg_table_size({loaded}) * {per_byte} "
+        "/ current_setting('hash_mem_multiplier')::float8, "
+        "(select setting::bigint * 8192 / 4 from pg_settings where name = 'effective_cache_size')))::bigint / 1024").format(
+            minimum=sql.Literal(MIN_WORK_MEM), loaded=_regclass(connection, loaded),
+            per_byte=sql.Literal(WORK_MEM_PER_BYTE))).fetchone()
+    kilobytes = found[0] if found else MIN_WORK_MEM // 1024
+    connection.execute(sql.SQL("set local work_mem = {}").format(sql.Literal(f"{kilobytes}kB")))
+
+
+def _in_key_order(connection: psycopg.Connection, target: sql.Composable, loaded: sql.Composable, key: str) -> bool:
+    """Both tables hold their rows in the order of the (first) key column: ANALYZE's correlation."""
+    found = connection.execute(sql.SQL(
+        "select count(*) from pg_stats s join pg_namespace n on n.nspname = s.schemaname "
+        "join pg_class c on c.relnamespace = n.oid and c.relname = s.tablename "
+        "where c.oid in ({}, {}) and s.attname = {} and abs(s.correlation) > {}").format(
+            _regclass(connection, target), _regclass(connection, loaded), sql.Literal(key),
+            sql.Literal(ORDERED_CORRELATION))).fetchone()
+    return found is not None and found[0] == 2
 
 
 def _changed_share(connection: psycopg.Connection, target: sql.Composable, loaded: sql.Composable,
@@ -157,6 +203,7 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
     without a key, tables whose key or column types change, and snapshots that changed most
     rows (`replace_all` None: estimated from a sample) are replaced whole.
     """
+    started = time.monotonic()
     target = relation(schema, table)
     connection.execute(sql.SQL("lock table {} in share row exclusive mode").format(target))
     info = read_table(connection, schema, table)
@@ -164,10 +211,11 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
         raise LoadError(f"table {table}: {schema}.{table} was dropped during the load; nothing was changed")
     retyped = [name for name, column in columns.items() if name in info.columns and info.columns[name] != column.sql]
     key_changes = tuple(keys) != info.primary_key
-    connection.execute(sql.SQL("set local work_mem = {}").format(sql.Literal(MERGE_WORK_MEM)))
+    _size_memory(connection, loaded)
     if keys:
-        # Statistics of the key columns are what the planner needs to hash the join (a temp
-        # table has none): 0.15 s on 1M rows, against 0.4 s for every column.
+        # Statistics of the key columns are what the planner needs to join by key, and they say
+        # whether the rows are in key order (a temp table has none): 0.15 s on 1M rows, against
+        # 0.4 s for every column.
         connection.execute(sql.SQL("analyze {} ({})").format(loaded, _names(keys)))
     deleted = 0
     if retyped or key_changes:
@@ -178,7 +226,7 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
     names = _names(columns)
     insert = sql.SQL("insert into {} ({}) select {} from {} n").format(target, names, _names(columns, "n"), loaded)
     same_key = sql.SQL(" and ").join(sql.SQL("n.{0} = s.{0}").format(sql.Identifier(name)) for name in keys)
-    identical = _identical(columns, [name for name in info.columns if name not in columns])
+    identical = _identical(columns, keys, [name for name in info.columns if name not in columns])
     if not keys or retyped or key_changes:
         replace_all = True
     elif replace_all is None:
@@ -188,19 +236,27 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
         if not (retyped or key_changes):
             deleted = connection.execute(sql.SQL("delete from {}").format(target)).rowcount
         # Into an emptied table, the primary key itself refuses a duplicate key.
-        return MergeResult(deleted, connection.execute(insert).rowcount)
+        inserted = connection.execute(insert).rowcount
+        logger.info("%s: replaced whole in %.1f s", table, time.monotonic() - started)
+        return MergeResult(deleted, inserted)
+    # A unique index on the new rows' key refuses a duplicate key (its error names one; the
+    # insert below would skip it silently) and is the merge join's second input in key order.
+    connection.execute(sql.SQL("create unique index on {} ({})").format(loaded, _names(keys)))
+    # In key order, the planner's costs still prefer a hash join, measured 3x slower (see above);
+    # set for each merge (SET LOCAL lasts until the commit).
+    ordered = _in_key_order(connection, target, loaded, keys[0])
+    connection.execute(sql.SQL("set local enable_hashjoin = {}").format(sql.SQL("off" if ordered else "on")))
     deleted = connection.execute(sql.SQL("delete from {} s where not exists (select from {} n where {} and {})").format(
         target, loaded, same_key, identical)).rowcount
     # Every row left has a distinct key and an identical new row: when as many rows are left as
-    # came, the new rows hold no duplicate key and there is nothing to insert (the count costs
-    # 0.1 s on 1M rows, the duplicate check 0.5 s, the insert's anti-join 1.2 s).
+    # came, there is nothing to insert (the count costs 0.1 s on 1M rows, the insert's anti-join 1.2 s).
     left = connection.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()
-    if left and left[0] == rows:
-        return MergeResult(deleted, 0)
-    # A duplicate of a key whose row stayed would be skipped by the insert below, not refused.
-    _check_duplicates(connection, loaded, keys)
-    inserted = connection.execute(insert + sql.SQL(" where not exists (select from {} s where {})").format(
-        target, same_key)).rowcount
+    inserted = 0
+    if not left or left[0] != rows:
+        inserted = connection.execute(insert + sql.SQL(" where not exists (select from {} s where {})").format(
+            target, same_key)).rowcount
+    logger.info("%s: diff by key in %.1f s (%s)", table, time.monotonic() - started,
+                "both tables in key order: merge join" if ordered else "hash join")
     return MergeResult(deleted, inserted)
 
 

@@ -1,0 +1,188 @@
+"""`make bench-large`: the CSV path at 10,000,000 rows against COPY of the same file, and memory at 1M and 10M.
+
+In one run, into the local PostgreSQL (as `make bench`: DB_HOST, else 127.0.0.1:5432, else an
+embedded server), on the bench's 9-column CSV at 1,000,000 rows and at 10,000,000 rows (the
+same rows repeated with new ids, written in seconds):
+- COPY of the large file into the typed table with its primary key (the staging table has one),
+  the median of three runs: the ceiling every share is against;
+- the CSV tap's typing pass alone (discovery, no cached plan), and its sync alone writing parquet
+  batch files with its plan cached;
+- the loader alone fed the tap's parquet batch files: a first run (new table) and a second run
+  of the same rows (unchanged), with its merge step's time from its log;
+- `meltano run tap-wiserock-csv target-postgres`: a first load (empty schema, no cached plan)
+  and a second run with the file unchanged, with the typing pass's and the loader's time from
+  the log;
+- the peak RSS of every process at both sizes, and how much it grew.
+Writes bench/results-large.md. The 10M-row file, the recorded batch files and the bench
+schemas are removed at the end. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import typing as t
+
+from bench import csv_paths, loader
+from bench.data import write_csv, write_large_csv
+from bench.measure import Row, markdown_table, run_measured
+from elt.database import scratch_server_env, stop_embedded
+from elt.settings import PROJECT_DIR
+
+if t.TYPE_CHECKING:
+    import pathlib
+
+OUT = PROJECT_DIR / "bench" / "out"
+RESULTS = PROJECT_DIR / "bench" / "results-large.md"
+BASE_ROWS = 1_000_000  # written row by row once; larger files repeat its rows
+TAP = csv_paths.TAP
+# What the processes log: the tap's typing pass, the loader's merge and its whole run.
+_TYPED = re.compile(r"Typed \S+ from its content in ([\d.]+) s")
+_MERGED = re.compile(r"\S+: (?:diff by key|replaced whole) in ([\d.]+) s")
+_COMMITTED = re.compile(r"Committed \d+ tables?, [\d,]+ rows? in ([\d.]+) s")
+
+
+def _logged(pattern: re.Pattern[str], output: str) -> str:
+    found = pattern.findall(output)
+    return f"{float(found[-1]):.1f}" if found else "-"
+
+
+class Memory:
+    """Peak RSS of each process at each size."""
+
+    def __init__(self, sizes: tuple[int, int]) -> None:
+        self.sizes = sizes
+        self.peaks: dict[str, dict[int, float]] = {}
+
+    def note(self, process: str, rows: int, megabytes: float) -> str:
+        self.peaks.setdefault(process, {})[rows] = megabytes
+        return f"{megabytes:.0f}"
+
+    def table(self) -> str:
+        small, large = self.sizes
+        lines = [f"| process | {small:,} rows | {large:,} rows | growth |", "|---|---|---|---|"]
+        for process, peaks in self.peaks.items():
+            growth = f"{peaks[large] / peaks[small]:.2f}x" if small in peaks and large in peaks else "-"
+            cells = [f"{peaks[size]:.0f}" if size in peaks else "-" for size in self.sizes]
+            lines.append(f"| {process} | {cells[0]} | {cells[1]} | {growth} |")
+        return "\n".join(lines)
+
+
+def tap_alone(csv_path: pathlib.Path, rows: int, ceiling: float, memory: Memory) -> list[Row]:
+    """The typing pass alone (`--discover`, no cached plan), then the sync alone with the plan it
+    cached, writing parquet batch files (messages to /dev/null, files deleted after)."""
+    folder = OUT / "large-tap"
+    shutil.rmtree(folder, ignore_errors=True)
+    files = folder / "files"
+    files.mkdir(parents=True)
+    config = folder / "config.json"
+    config.write_text(json.dumps({
+        "data_dir": str(csv_path.parent.resolve()), "cache_dir": str((folder / "cache").resolve()),
+        "emit_activate_version_messages": True,
+        "batch_config": {"encoding": {"format": "parquet", "compression": "none"}, "storage": {"root": files.as_uri()},
+                         "batch_size": 100_000}}))
+    result = []
+    for mode, process in (("--discover", "typing pass (discovery)"), ("", "sync writing parquet files")):
+        command = ["sh", "-c", f'"{csv_paths.BIN / TAP}" --config "{config}" {mode} > /dev/null; exit $?']
+        measured = run_measured(command, labels=[TAP], env={**os.environ, "TAP_WISEROCK_CSV_FILES": "[]"},
+                                cwd=str(folder))
+        if measured.returncode != 0:
+            sys.stderr.write(measured.output[-5000:])
+            raise SystemExit(f"bench: {TAP} {mode} failed on {csv_path}")
+        rss = memory.note(f"{TAP}, {process}", rows, measured.peak_rss_mb[TAP])
+        typed = f"; typing {_logged(_TYPED, measured.output)} s" if mode else ", plan cached"
+        result.append(Row(f"{TAP} alone: {process}{typed}", rows, measured.seconds, ceiling, rss))
+    shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def loader_alone(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling: float, memory: Memory) -> list[Row]:
+    """The loader fed the tap's parquet batch files: a new table, then the same rows again."""
+    config = loader.loader_config(env)
+    recorded = loader.tap_output(csv_path, f"batches-{rows}", batches=True)
+    loader.drop_table(env)
+    result = []
+    for label, process in (("first run (new table)", "loader alone, first run"),
+                           ("second run, unchanged", "loader alone, second run")):
+        messages = loader.batch_input(recorded, rows)
+        measured = loader.loader_measured(env, config, messages)
+        shutil.rmtree(messages.parent, ignore_errors=True)
+        merge = f"; merge {_logged(_MERGED, measured.output)} s" if "second" in label else ""
+        result.append(Row(f"loader alone, parquet BATCH files, {label}{merge}", rows, measured.seconds, ceiling,
+                          memory.note(process, rows, measured.peak_rss_mb[loader.TARGET])))
+    loader.drop_table(env)
+    shutil.rmtree(recorded.parent, ignore_errors=True)
+    return result
+
+
+def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling: float, memory: Memory) -> list[Row]:
+    """A first load into an empty schema (no cached plan), then a second run of the unchanged file."""
+    cache = OUT / "large-meltano-plan-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    csv_paths.reset_schema(env)
+    result = []
+    for label in ("first load", "second run, file unchanged"):
+        measured = csv_paths.meltano_measured(csv_paths.csv_env(env, csv_path, cache), TAP, csv_paths.PROJECT_LOADER)
+        parts = [f"typing {_logged(_TYPED, measured.output)} s", f"loader {_logged(_COMMITTED, measured.output)} s"]
+        if "second" in label:
+            parts.append(f"merge {_logged(_MERGED, measured.output)} s")
+        tap = memory.note(f"meltano run: {TAP} ({label})", rows, measured.peak_rss_mb[TAP])
+        target = memory.note(f"meltano run: target-wiserock-postgres ({label})", rows,
+                             measured.peak_rss_mb[csv_paths.PROJECT_LOADER])
+        result.append(Row(f"meltano run {TAP} target-postgres, {label} ({'; '.join(parts)})", rows, measured.seconds,
+                          ceiling, f"tap {tap} / loader {target}"))
+    csv_paths.reset_schema(env)
+    shutil.rmtree(cache, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.large", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the large file (default 10,000,000); "
+                        "the small one has a tenth")
+    parser.add_argument("--keep-files", action="store_true", help="keep the large CSV in bench/out")
+    args = parser.parse_args()
+    embedded_dir = OUT / "embedded"
+    embedded_dir.mkdir(parents=True, exist_ok=True)
+    server = scratch_server_env(dict(os.environ), embedded_dir)
+    env = {**os.environ, **server, "DB_SCHEMA": csv_paths.SCHEMA}
+    sizes = (args.rows // 10, args.rows)
+    started = time.perf_counter()
+    base = write_csv(OUT / f"csv-{BASE_ROWS}" / "people.csv", BASE_ROWS)
+    files = [write_large_csv(OUT / f"csv-{rows}" / "people.csv", rows, base) for rows in sizes]
+    print(f"bench: files of {', '.join(f'{rows:,}' for rows in sizes)} rows ready in {time.perf_counter() - started:.1f} s",
+          file=sys.stderr)
+    memory = Memory(sizes)
+    copy = csv_paths.copy_ceiling(env, files[-1], sizes[-1])
+    copy.path = "COPY into the typed table with its primary key (the ceiling, median of 3)"
+    rows = [copy]
+    for csv_path, count in zip(files, sizes, strict=True):
+        rows += tap_alone(csv_path, count, copy.rate, memory)
+        rows += loader_alone(env, csv_path, count, copy.rate, memory)
+        rows += meltano_runs(env, csv_path, count, copy.rate, memory)
+    csv_paths.ensure_clean_batches()
+    if not args.keep_files:
+        for path, count in zip(files, sizes, strict=True):
+            if count > BASE_ROWS:  # the smaller files are `make bench`'s
+                shutil.rmtree(path.parent, ignore_errors=True)
+    stop_embedded(embedded_dir)
+
+    load = os.getloadavg()
+    machine = (f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, server {server.get('DB_HOST', 'embedded')}, "
+               f"load average {load[0]:.1f} at the end")
+    text = (f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {machine}.\n\n"
+            f"Shares are of COPY's rows/s for the {sizes[-1]:,}-row file:\n\n"
+            f"{markdown_table(rows, share_header='share of COPY')}\n\n"
+            f"Peak RSS (MB) of each process:\n\n{memory.table()}\n")
+    RESULTS.write_text(text)
+    print(text)
+    print(f"written to {RESULTS.relative_to(PROJECT_DIR)}")
+
+
+if __name__ == "__main__":
+    main()
