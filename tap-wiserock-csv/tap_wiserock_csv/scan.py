@@ -16,6 +16,7 @@ but breaks the quote-parity arithmetic, so it also sends the buffer to the exact
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def scan(buffer: bytes, delimiter: int, quote: int, *, final: bool) -> Scan | No
     next_starts = np.concatenate((ends[record_ends] + 1, [size]))
     if not final or starts[-1] >= size:  # nothing after the last line end
         starts, stops, first_lines, next_starts = starts[:-1], stops[:-1], first_lines[:-1], next_starts[:-1]
-    strict = _strict_quoting(data, quotes[quotes < cut], delimiter, cut)
+    strict = _strict_quoting(data, quotes[:np.searchsorted(quotes, cut)], delimiter, cut)
     if final and len(quotes) % 2:
         strict = False  # a quoted field open at the end of the file
     lines = int(record_ends[-1]) + 1 if len(record_ends) else 0
@@ -65,9 +66,10 @@ def _line_ends(buffer: bytes, data: np.ndarray, *, final: bool) -> tuple[np.ndar
     lf = np.flatnonzero(data == LF)
     if b"\r" not in buffer:
         return lf, lf
+    # CRLF throughout (no lone CR to place): as many CRs as LFs, one before each LF.
+    if np.count_nonzero(data == CR) == len(lf) and len(lf) and lf[0] > 0 and (data[lf - 1] == CR).all():
+        return lf, lf - 1
     cr = np.flatnonzero(data == CR)
-    if len(cr) == len(lf) and np.array_equal(cr + 1, lf):  # CRLF throughout: no lone CR to place
-        return lf, cr
     size = len(data)
     following = cr + 1
     inside = following < size
@@ -84,20 +86,31 @@ def _line_ends(buffer: bytes, data: np.ndarray, *, final: bool) -> tuple[np.ndar
     return ends, content_ends
 
 
+@functools.cache
+def _separators(delimiter: int) -> np.ndarray:
+    """Bytes a quoted field may follow or be followed by, as a lookup table."""
+    table = np.zeros(256, dtype=bool)
+    table[[delimiter, LF, CR]] = True
+    return table
+
+
 def _strict_quoting(data: np.ndarray, quotes: np.ndarray, delimiter: int, cut: int) -> bool:
     if not len(quotes):
         return True
-    run_first = np.concatenate(([0], np.flatnonzero(np.diff(quotes) != 1) + 1))  # index of each run's first quote
+    breaks = np.flatnonzero(np.diff(quotes) != 1) + 1
+    run_first = np.concatenate(([0], breaks))  # index of each run's first quote
+    next_first = np.concatenate((breaks, [len(quotes)]))
     run_start = quotes[run_first]
-    run_length = np.diff(np.concatenate((run_first, [len(quotes)])))
-    run_end = run_start + run_length
+    run_end = run_start + (next_first - run_first)
+    separators = _separators(delimiter)
+    field_start = separators[data[run_start - 1]]
+    if run_start[0] == 0:
+        field_start[0] = True
+    closes_well = separators[data[np.minimum(run_end, len(data) - 1)]]
+    closes_well[np.searchsorted(run_end, cut):] = True  # decided with the bytes after the cut
     outside = (run_first & 1) == 0  # an even number of quotes before the run
-    previous = data[np.maximum(run_start - 1, 0)]
-    field_start = (run_start == 0) | (previous == delimiter) | (previous == LF) | (previous == CR)
-    following = data[np.minimum(run_end, len(data) - 1)]
-    closes_well = (run_end >= cut) | (following == delimiter) | (following == LF) | (following == CR)
-    odd = (run_length & 1) == 1
     # Outside: the run opens a field, its other quotes pair up, an even run also closes it.
-    # Inside: quotes pair up, an odd run closes the field.
-    bad = (outside & ~field_start) | (outside & ~odd & ~closes_well) | (~outside & odd & ~closes_well)
-    return not bad.any()
+    # Inside: quotes pair up, an odd run closes the field. A run that closes its field (an
+    # even number of quotes up to its end) must be followed by a delimiter or a line end.
+    closes_field = (next_first & 1) == 0
+    return not ((outside & ~field_start).any() or (closes_field & ~closes_well).any())
