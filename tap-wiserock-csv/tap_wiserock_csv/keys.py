@@ -36,13 +36,20 @@ PARTITION_BITS = 8
 LEVELS = 64 // PARTITION_BITS  # a partition of the last level holds one hash value only
 CANDIDATES_PER_PASS = 1 << 12
 _SHORT_INTEGER = "^-?(?:0|[1-9][0-9]{0,17})$"  # fits int64 for sure
+_SHORT_LIMIT = pa.scalar(10**18, pa.int64())
 _MIX = np.uint64(0x100000001B3)
 # splitmix64's finalizer: a bijection that spreads integer keys (1, 2, 3 ...) over the top bits.
 _SPREAD = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27), np.uint64(0x94D049BB133111EB), np.uint64(31))
 
 
 def text_hashes(values: pa.Array) -> np.ndarray:
-    """One int64 per value: integers by value (so `-0` equals `0`), other text by Python's hash."""
+    """One int64 per value: integers by value (so `-0` equals `0`), other text by Python's hash.
+
+    Integers of up to 18 digits (`_SHORT_INTEGER`) are the ones taken by value, value by value,
+    so that equal text always gets the same hash, whatever the rest of its block holds."""
+    plain = _plain_short_integers(values)
+    if plain is not None:
+        return plain
     integers = pc.match_substring_regex(values, _SHORT_INTEGER).to_numpy(zero_copy_only=False)
     if integers.all():
         return pc.cast(values, pa.int64()).to_numpy()
@@ -51,6 +58,18 @@ def text_hashes(values: pa.Array) -> np.ndarray:
         selector = pa.array(integers)
         hashes[integers] = pc.cast(values.filter(selector), pa.int64()).to_numpy()
     return hashes
+
+
+def _plain_short_integers(values: pa.Array) -> np.ndarray | None:
+    """The values as int64 when each is written as Arrow writes it back, within 18 digits (all
+    match `_SHORT_INTEGER`; `-0` does not, and takes the pattern's way): the usual key column
+    costs a cast and a comparison instead of a pattern match."""
+    try:
+        integers = pc.cast(values, pa.int64())
+    except pa.ArrowInvalid:
+        return None
+    plain = pc.and_(pc.equal(pc.cast(integers, pa.string()), values), pc.less(pc.abs(integers), _SHORT_LIMIT))
+    return integers.to_numpy() if pc.all(plain).as_py() else None
 
 
 def _value_hashes(values: pa.Array, kind: str) -> np.ndarray:

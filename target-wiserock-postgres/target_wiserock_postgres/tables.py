@@ -34,7 +34,7 @@ logger = logging.getLogger("target-wiserock-postgres")
 # Measured on 1M rows (`make bench`, merge step alone): the diff takes 1.5 s when nothing
 # changed and 8.3 s when every row changed; delete all + insert all takes 5-5.4 s either way.
 REPLACE_ALL_SHARE = 0.5
-SAMPLE_PERCENT = 1  # of the new rows, compared with the table to estimate that share
+SAMPLE_ROWS = 10_000  # new rows compared with the table to estimate that share (1 % of a million)
 SAMPLE_FROM_ROWS = 20_000  # smaller snapshots always take the diff: it is cheap for them
 
 # work_mem for the merge (SET LOCAL: this transaction only): the new rows' size times this, so
@@ -182,13 +182,14 @@ def _in_key_order(connection: psycopg.Connection, target: sql.Composable, loaded
 
 
 def _changed_share(connection: psycopg.Connection, target: sql.Composable, loaded: sql.Composable,
-                   same_key: sql.Composable, identical: sql.Composable) -> float:
-    """The share of new rows not identical to the table's row of their key, from a 1 % sample
-    of the new rows' pages (tens of milliseconds on a million rows)."""
+                   same_key: sql.Composable, identical: sql.Composable, rows: int) -> float:
+    """The share of new rows not identical to the table's row of their key, from a sample of
+    about SAMPLE_ROWS of the new rows (their pages): tens of milliseconds at any size."""
+    percent = min(100.0, 100.0 * SAMPLE_ROWS / max(rows, 1))
     sampled, changed = connection.execute(sql.SQL(
         "select count(*), count(*) filter (where not exists (select from {} s where {} and {})) "
         "from {} n tablesample system ({})").format(target, same_key, identical, loaded,
-                                                    sql.Literal(SAMPLE_PERCENT))).fetchone() or (0, 0)
+                                                    sql.Literal(percent))).fetchone() or (0, 0)
     return changed / sampled if sampled else 0.0
 
 
@@ -233,7 +234,7 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
         replace_all = True
     elif replace_all is None:
         replace_all = rows >= SAMPLE_FROM_ROWS and \
-            _changed_share(connection, target, loaded, same_key, identical) > REPLACE_ALL_SHARE
+            _changed_share(connection, target, loaded, same_key, identical, rows) > REPLACE_ALL_SHARE
     if replace_all:
         if not (retyped or key_changes):
             deleted = connection.execute(sql.SQL("delete from {}").format(target)).rowcount
