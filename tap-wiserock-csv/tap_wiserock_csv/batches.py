@@ -49,9 +49,10 @@ class _OpenFile:
         self.rows = 0
         # Parquet goes to Arrow's own file (no Python object for its threads to release).
         self._sink: t.Any = pa.OSFile(str(path), "wb") if parquet else path.open("wb")
-        # No dictionary pages: writing them took 60 % of the time for 30 % smaller files.
+        # No dictionary pages: writing them took 60 % of the time for 30 % smaller files. No
+        # statistics (min/max per page), which no loader of a whole file reads: 25 % less time.
         self._parquet = pq.ParquetWriter(self._sink, schema, compression="gzip" if compressed else "none",
-                                         use_dictionary=False) if parquet else None
+                                         use_dictionary=False, write_statistics=False) if parquet else None
         self._text: t.BinaryIO = gzip.GzipFile(fileobj=self._sink, mode="wb") if compressed and not parquet \
             else self._sink
 
