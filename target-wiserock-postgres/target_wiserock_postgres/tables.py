@@ -5,12 +5,13 @@ snapshot until COMMIT. A new staging table is created and COPYed into directly (
 until commit), its primary key added after the COPY. An existing one is only touched at the
 end: its rows were COPYed into a temp table, and the snapshot is applied as a diff by key.
 
-How the diff compares the two tables is chosen from the snapshot (measured on 10M rows of
-`make bench-large`, the key in file order, EXPLAIN ANALYZE in the README's benchmark notes):
-when both tables hold their rows in key order (the key's correlation, from ANALYZE), a merge
-join walks both key indexes side by side (8.5 s; no memory, no temp files); otherwise the
-planner hashes the new rows, with `work_mem` sized to them (a hash join that spills to temp
-files took 41 s, one held in memory 24 s).
+How the diff compares the two tables is chosen from the snapshot. Measured on an unchanged
+snapshot of 10M rows in key order (`make bench-large`'s file; EXPLAIN ANALYZE in the README's
+benchmark section): a hash join of the new rows spilling to temp files with 256 MB of work_mem
+took 41 s, held in memory 24 s; a merge join walking both key indexes side by side 6.4-9.5 s
+(with no memory and no temp files), after 2-3.5 s to index the new rows. So when both tables
+hold their rows in key order (the key's correlation, from ANALYZE) the merge join is used;
+otherwise the planner hashes the new rows, with work_mem sized to them.
 """
 
 from __future__ import annotations
@@ -213,8 +214,6 @@ def merge_snapshot(connection: psycopg.Connection, schema: str, table: str, load
     retyped = [name for name, column in columns.items() if name in info.columns and info.columns[name] != column.sql]
     key_changes = tuple(keys) != info.primary_key
     _size_memory(connection, loaded)
-    # JIT compiling cost 0.3-0.7 s per statement on 10M rows and gained nothing measurable here.
-    connection.execute("set local jit = off")
     if keys:
         # Statistics of the key columns are what the planner needs to join by key, and they say
         # whether the rows are in key order (a temp table has none): 0.15 s on 1M rows, against
