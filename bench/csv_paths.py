@@ -81,7 +81,7 @@ def meltano_measured(env: dict[str, str], tap: str, loader: str, *, environment:
     plugin = "target-postgres-meltanolabs" if loader == STOCK_LOADER else "target-postgres"
     command = [str(BIN / "meltano"), "--environment", environment, "run", "--state-id-suffix=bench", tap, plugin]
     settle(env)
-    measured = run_measured(command, labels=[tap, loader], env=env, cwd=str(PROJECT_DIR))
+    measured = run_measured(command, labels=[tap, loader], env=env, cwd=str(PROJECT_DIR), root_label="meltano")
     if measured.returncode != 0:
         sys.stderr.write(measured.output[-5000:])
         raise SystemExit(f"bench: {' '.join(command)} failed")

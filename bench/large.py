@@ -134,6 +134,7 @@ def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling
         tap = memory.note(f"meltano run: {TAP} ({label})", rows, measured.peak_rss_mb[TAP])
         target = memory.note(f"meltano run: target-wiserock-postgres ({label})", rows,
                              measured.peak_rss_mb[csv_paths.PROJECT_LOADER])
+        memory.note(f"meltano run: meltano itself ({label})", rows, measured.peak_rss_mb["meltano"])
         result.append(Row(f"meltano run {TAP} target-postgres, {label} ({'; '.join(parts)})", rows, measured.seconds,
                           ceiling, f"tap {tap} / loader {target}"))
     csv_paths.reset_schema(env)

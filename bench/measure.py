@@ -20,10 +20,10 @@ class Measurement:
 
 
 def run_measured(command: list[str], *, labels: t.Sequence[str], env: dict[str, str], cwd: str,
-                 include_root: bool = False) -> Measurement:
+                 include_root: bool = False, root_label: str | None = None) -> Measurement:
     """Run `command`; every 50 ms, note the RSS of descendants (and of the command itself with
-    `include_root`) whose command line names a label."""
-    peaks = dict.fromkeys(labels, 0.0)
+    `include_root`) whose command line names a label, and the command's own under `root_label`."""
+    peaks = dict.fromkeys([*labels, *([root_label] if root_label else [])], 0.0)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     done = threading.Event()
@@ -33,6 +33,8 @@ def run_measured(command: list[str], *, labels: t.Sequence[str], env: dict[str, 
         while not done.is_set():
             try:
                 children = root.children(recursive=True) + ([root] if include_root else [])
+                if root_label:
+                    peaks[root_label] = max(peaks[root_label], root.memory_info().rss / 2**20)
             except psutil.NoSuchProcess:
                 return
             for child in children:
