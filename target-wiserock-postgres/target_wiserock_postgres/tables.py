@@ -32,8 +32,8 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("target-wiserock-postgres")
 
 # Above this share of changed rows, deleting all rows and inserting all is cheaper than the diff.
-# Measured on 1M rows (`make bench`, merge step alone): the diff takes 1.5 s when nothing
-# changed and 8.3 s when every row changed; delete all + insert all takes 5-5.4 s either way.
+# Measured on 1M rows (`python -m bench.loader`, merge step alone): the diff takes 1.8 s when
+# nothing changed and 6.1 s when every row changed; delete all + insert all 3.8-4 s either way.
 REPLACE_ALL_SHARE = 0.5
 SAMPLE_ROWS = 10_000  # new rows compared with the table to estimate that share (1 % of a million)
 SAMPLE_FROM_ROWS = 20_000  # smaller snapshots always take the diff: it is cheap for them
