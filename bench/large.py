@@ -10,8 +10,8 @@ same rows repeated with new ids, written in seconds):
 - the loader alone fed the tap's parquet batch files: a first run (new table) and a second run
   of the same rows (unchanged), with its merge step's time from its log;
 - `meltano run tap-wiserock-csv target-postgres`: a first load (empty schema, no cached plan)
-  and a second run with the file unchanged, with the typing pass's and the loader's time from
-  the log;
+  and a second run with the file unchanged, the median of three runs of each on the large file,
+  with the typing pass's, the loader's and the merge's time from the log;
 - the peak RSS of every process at both sizes, and how much it grew.
 Writes bench/results-large.md. The 10M-row file, the recorded batch files and the bench
 schemas are removed at the end. Nothing here asserts a speed.
@@ -27,6 +27,8 @@ import shutil
 import sys
 import time
 import typing as t
+
+from psycopg import sql
 
 from bench import csv_paths, loader
 from bench.data import write_csv, write_large_csv
@@ -120,22 +122,34 @@ def loader_alone(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling
     return result
 
 
-def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling: float, memory: Memory) -> list[Row]:
-    """A first load into an empty schema (no cached plan), then a second run of the unchanged file."""
+def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling: float, memory: Memory, *,
+                 runs: int) -> list[Row]:
+    """First loads into an empty schema (no cached plan), then second runs of the unchanged file:
+    `runs` of each, the median shown (a single run here varies by up to 1.5x with the server's
+    checkpoints and whatever else the machine runs), the phases of the median run from the log."""
     cache = OUT / "large-meltano-plan-cache"
-    shutil.rmtree(cache, ignore_errors=True)
-    csv_paths.reset_schema(env)
     result = []
     for label in ("first load", "second run, file unchanged"):
-        measured = csv_paths.meltano_measured(csv_paths.csv_env(env, csv_path, cache), TAP, csv_paths.PROJECT_LOADER)
-        parts = [f"typing {_logged(_TYPED, measured.output)} s", f"loader {_logged(_COMMITTED, measured.output)} s"]
+        measured = []
+        for _ in range(runs):
+            if label == "first load":
+                shutil.rmtree(cache, ignore_errors=True)
+                csv_paths.reset_schema(env)
+            measured.append(csv_paths.meltano_measured(csv_paths.csv_env(env, csv_path, cache), TAP,
+                                                       csv_paths.PROJECT_LOADER))
+        measured.sort(key=lambda run: run.seconds)
+        median = measured[len(measured) // 2]
+        parts = [f"typing {_logged(_TYPED, median.output)} s", f"loader {_logged(_COMMITTED, median.output)} s"]
         if "second" in label:
-            parts.append(f"merge {_logged(_MERGED, measured.output)} s")
-        tap = memory.note(f"meltano run: {TAP} ({label})", rows, measured.peak_rss_mb[TAP])
-        target = memory.note(f"meltano run: target-wiserock-postgres ({label})", rows,
-                             measured.peak_rss_mb[csv_paths.PROJECT_LOADER])
-        memory.note(f"meltano run: meltano itself ({label})", rows, measured.peak_rss_mb["meltano"])
-        result.append(Row(f"meltano run {TAP} target-postgres, {label} ({'; '.join(parts)})", rows, measured.seconds,
+            parts.append(f"merge {_logged(_MERGED, median.output)} s")
+        if runs > 1:
+            parts.insert(0, f"median of {runs}, {measured[0].seconds:.1f}-{measured[-1].seconds:.1f} s")
+        peaks = {process: max(run.peak_rss_mb[process] for run in measured)
+                 for process in (TAP, csv_paths.PROJECT_LOADER, "meltano")}
+        tap = memory.note(f"meltano run: {TAP} ({label})", rows, peaks[TAP])
+        target = memory.note(f"meltano run: target-wiserock-postgres ({label})", rows, peaks[csv_paths.PROJECT_LOADER])
+        memory.note(f"meltano run: meltano itself ({label})", rows, peaks["meltano"])
+        result.append(Row(f"meltano run {TAP} target-postgres, {label} ({'; '.join(parts)})", rows, median.seconds,
                           ceiling, f"tap {tap} / loader {target}"))
     csv_paths.reset_schema(env)
     shutil.rmtree(cache, ignore_errors=True)
@@ -146,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.large", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the large file (default 10,000,000); "
                         "the small one has a tenth")
+    parser.add_argument("--runs", type=int, default=3, help="meltano runs of each kind on the large file (median)")
     parser.add_argument("--keep-files", action="store_true", help="keep the large CSV in bench/out")
     args = parser.parse_args()
     embedded_dir = OUT / "embedded"
@@ -165,8 +180,11 @@ def main() -> None:
     for csv_path, count in zip(files, sizes, strict=True):
         rows += tap_alone(csv_path, count, copy.rate, memory)
         rows += loader_alone(env, csv_path, count, copy.rate, memory)
-        rows += meltano_runs(env, csv_path, count, copy.rate, memory)
+        rows += meltano_runs(env, csv_path, count, copy.rate, memory, runs=args.runs if count == sizes[-1] else 1)
     csv_paths.ensure_clean_batches()
+    with csv_paths.connect(env) as connection:
+        for schema in (csv_paths.SCHEMA, loader.SCHEMA):
+            connection.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
     if not args.keep_files:
         for path, count in zip(files, sizes, strict=True):
             if count > BASE_ROWS:  # the smaller files are `make bench`'s
