@@ -139,9 +139,9 @@ def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling
                                                        csv_paths.PROJECT_LOADER))
         measured.sort(key=lambda run: run.seconds)
         median = measured[len(measured) // 2]
-        parts = [f"typing {_logged(_TYPED, median.output)} s", f"loader {_logged(_COMMITTED, median.output)} s"]
-        if "second" in label:
-            parts.append(f"merge {_logged(_MERGED, median.output)} s")
+        parts = [f"{phase} {seconds} s" for phase, seconds in (
+            ("typing", _logged(_TYPED, median.output)), ("loader", _logged(_COMMITTED, median.output)),
+            ("merge", _logged(_MERGED, median.output))) if seconds != "-"]
         if runs > 1:
             parts.insert(0, f"median of {runs}, {measured[0].seconds:.1f}-{measured[-1].seconds:.1f} s")
         peaks = {process: max(run.peak_rss_mb[process] for run in measured)
