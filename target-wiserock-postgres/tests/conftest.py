@@ -54,7 +54,13 @@ class Warehouse:
 
     @property
     def config(self) -> dict[str, t.Any]:
-        return {**{k: v for k, v in self.server.items() if v is not None}, "default_target_schema": self.schema}
+        """The loader's settings; the test's folder is its batch root (where the tests write batch files)."""
+        return {**{k: v for k, v in self.server.items() if v is not None}, "default_target_schema": self.schema,
+                "batch_roots": [str(self.folder)]}
+
+    def settings(self, **changes: t.Any) -> dict[str, t.Any]:
+        """`config` with `changes`; a change to None leaves that setting out."""
+        return {k: v for k, v in {**self.config, **changes}.items() if v is not None}
 
     def connect(self, **kwargs: t.Any) -> psycopg.Connection:
         return psycopg.connect(host=self.server["host"], port=self.server["port"], user=self.server["user"],
@@ -116,7 +122,7 @@ def lines(messages: t.Iterable[dict[str, t.Any] | str]) -> bytes:
 
 def load(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **settings: t.Any) -> None:
     """The loader in-process, as the SDK's test runner drives it; failures raise."""
-    target = TargetWiseRockPostgres(config={**house.config, **settings})
+    target = TargetWiseRockPostgres(config=house.settings(**settings))
     target.listen(io.BytesIO(lines(messages)))  # type: ignore[arg-type]
 
 
@@ -131,8 +137,10 @@ def failure(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **se
 
 def command(house: Warehouse, **settings: t.Any) -> list[str]:
     config = house.folder / f"config-{uuid.uuid4().hex[:6]}.json"
-    config.write_text(json.dumps({**house.config, **settings}))
-    return [sys.executable, "-m", "target_wiserock_postgres.target", "--config", str(config)]
+    config.write_text(json.dumps(house.settings(**settings)))
+    # -W default: warnings Python hides by default (ResourceWarning of a connection left open)
+    # would show after the error line, where users would read them.
+    return [sys.executable, "-W", "default", "-m", "target_wiserock_postgres.target", "--config", str(config)]
 
 
 def run_cli(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **settings: t.Any
@@ -172,9 +180,11 @@ def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> subprocess.
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The failure's one line; the test fails when there is no such line or a traceback."""
+    """The failure's one line, the last of stderr; the test fails when there is no such line, a
+    traceback, or anything printed after it (a warning about a connection or COPY left open)."""
     assert result.returncode != 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith(f"{PROGRAM}: error: ")]
     assert len(errors) == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == errors[0], result.stderr[-3000:]
     return errors[0]

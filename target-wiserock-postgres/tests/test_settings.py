@@ -34,7 +34,7 @@ def test_about_lists_each_setting_once_with_a_description():
                            capture_output=True, text=True, check=True)
     settings = json.loads(about.stdout)["settings"]
     assert list(settings["properties"]) == ["host", "port", "user", "password", "database", "default_target_schema",
-                                            "sslmode", "complete_streams_at_end_of_input"]
+                                            "sslmode", "complete_streams_at_end_of_input", "batch_roots"]
     assert all(prop.get("title") and prop.get("description") for prop in settings["properties"].values())
     assert settings["properties"]["password"].get("secret") is True
     assert settings["required"] == ["default_target_schema"]
