@@ -58,4 +58,3 @@ def test_the_error_line_is_the_last_line(warehouse, case):
     result = run_cli(warehouse, messages(warehouse))
     assert expected in error_line(result)
     assert warehouse.rows("t") == [(1, "old")]
-    assert not warehouse.query("select 1 from pg_stat_activity where application_name = 'target-wiserock-postgres'")
