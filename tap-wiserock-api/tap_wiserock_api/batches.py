@@ -173,7 +173,7 @@ class _ParquetFile:
 class _JsonLinesFile:
     """Raw records, one JSON object per line, as singer-sdk's jsonl batches hold them."""
 
-    _encoder = msgspec.json.Encoder()
+    _encoder = msgspec.json.Encoder(decimal_format="number")  # numbers as numbers, as in RECORD messages
 
     def __init__(self, path: pathlib.Path, compression: str) -> None:
         self.path = path

@@ -113,4 +113,4 @@ def read_batch_file(path: pathlib.Path, file_format: str, compression: str) -> l
     import gzip
 
     data = gzip.decompress(path.read_bytes()) if compression == "gzip" else path.read_bytes()
-    return [json.loads(line) for line in data.splitlines()]
+    return [json.loads(line, parse_float=decimal.Decimal) for line in data.splitlines()]
