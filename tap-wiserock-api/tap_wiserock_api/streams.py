@@ -115,7 +115,7 @@ class TableStream(PostgrestStream):
             raise SourceShapeError(f"table '{self.name}': key column {', '.join(bad)} is {kinds[bad[0]]}, which keyset "
                                    "paging cannot order: " + KEY_HINT % self.name)
         self.keyset = Keyset(self.name, tuple(key), tuple(kinds.get(name, STRING) for name in key))
-        self.primary_keys = list(key)
+        self.primary_keys = list(key) if columns else []  # a catalog may not name a key its schema lacks
         self.kinds = kinds
         self._required = frozenset(required) | set(key)
         self._set_schema(kinds)
@@ -142,7 +142,7 @@ class TableStream(PostgrestStream):
         """Use the catalog for selection only: its columns must be the source's (never trusted
         blindly), and keys and types come from the source and the tables setting."""
         super().apply_catalog(catalog)
-        self.primary_keys = list(self._keyset().key)
+        self.primary_keys = list(self._keyset().key) if self.kinds else []
         entry = catalog.get_stream(self.name)
         listed = set(entry.schema.properties or {}) if entry is not None else set()
         if not (self.columns_known and listed):
