@@ -80,12 +80,25 @@ def sent_kind(kind: str | None) -> str:
     return STRING if kind in {None, DATE, DATE_TIME} else kind
 
 
-def _observe(classes: set[str], values: t.Iterable[t.Any]) -> None:
-    if _TEXT in classes and classes.isdisjoint(_NUMBERS) and _BOOL not in classes:
-        # Settled as text: only a value of another JSON kind can change it; no pattern matching.
-        classes.update(_class_of(value) for value in values if value is not None and type(value) is not str)
-    else:
-        classes.update(_class_of(value) for value in values if value is not None)
+def _observe(classes: set[str], values: t.Sequence[t.Any]) -> None:
+    """Add the classes of a column's values, grouped by JSON type (cheap for a whole page);
+    strings are matched once per distinct value, and not at all once the column is plain text."""
+    types = set(map(type, values))
+    types.discard(type(None))
+    if not types:
+        return
+    if str in types and not (_TEXT in classes and classes.isdisjoint(_NUMBERS) and _BOOL not in classes):
+        classes.update(map(_class_of_string, {value for value in values if type(value) is str}))
+    elif str in types:
+        classes.add(_TEXT)
+    if int in types:
+        numbers = [value for value in values if type(value) is int]
+        if min(numbers) in INT64 and max(numbers) in INT64:
+            classes.add(_INT)
+        else:
+            classes.update(map(_class_of, numbers))
+    if types - {str, int}:
+        classes.update(_class_of(value) for value in values if type(value) not in {str, int, type(None)})
 
 
 def _exact(before: t.AbstractSet[str], sent: str, after: str) -> bool:

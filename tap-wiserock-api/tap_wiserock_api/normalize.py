@@ -31,6 +31,9 @@ NUMBER_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
 INFINITY_WORDS = frozenset({"infinity", "-infinity"})
 # ASCII digits only (Python's \d also matches other scripts' digits).
 DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# How PostgREST writes a timestamp, and a form every supported Python's fromisoformat reads as it stands.
+PLAIN_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3}|\.[0-9]{6})?(?:[+-][0-9]{2}:[0-9]{2})?")
 DATE_TIME_PATTERN = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.(?P<fraction>[0-9]+))?)?)"
     r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?")
@@ -67,6 +70,12 @@ def is_date(text: str) -> bool:
 def is_date_time(text: str) -> bool:
     """An ISO 8601 date-time PostgreSQL reads to the same instant: a real calendar time, any
     offset or none (read as UTC), and no digits beyond microseconds that are not zeros."""
+    if PLAIN_DATE_TIME.fullmatch(text):
+        try:
+            dt.datetime.fromisoformat(text)
+        except ValueError:
+            return False
+        return True
     match = DATE_TIME_PATTERN.fullmatch(text)
     if match is None or (match["fraction"] and match["fraction"][6:].strip("0")):
         return False
@@ -123,9 +132,10 @@ def _checked_text(check: t.Callable[[str], bool], what: str) -> Converter:
 
 def _text(value: t.Any) -> str | None:
     """Strings as they are; another JSON value (a column forced to string) as its JSON text."""
-    if value is None or isinstance(value, str):
-        return without_nul(value)
-    return without_nul(json_text(value))
+    if value is None:
+        return None
+    text = value if type(value) is str else json_text(value)
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def _declared_text(value: t.Any) -> t.Any:
@@ -156,20 +166,44 @@ def converter_for(kind: str, *, declared: bool) -> Converter:
     raise ValueError(f"unknown column type {kind!r}")
 
 
+# Columns whose values are all of these types need no conversion (strings: when free of NUL).
+_AS_THEY_ARE: dict[Converter, frozenset[type]] = {
+    _text: frozenset({str, type(None)}), _declared_text: frozenset({str, type(None)}),
+    to_flag: frozenset({bool, type(None)}), _number: frozenset({int, decimal.Decimal, type(None)}),
+}
+
+
+def _as_they_are(convert: Converter, values: list[t.Any]) -> bool:
+    """Whether a whole column passes unchanged: checked at C speed where Python allows."""
+    kinds = set(map(type, values))
+    if convert is _integer:
+        numbers = [value for value in values if value is not None]
+        return kinds <= {int, type(None)} and (not numbers or (min(numbers) in INT64 and max(numbers) in INT64))
+    accepted = _AS_THEY_ARE.get(convert)
+    if accepted is None or not kinds <= accepted:
+        return False
+    return str not in kinds or not any("\x00" in value for value in values if value is not None)
+
+
 def convert_page(rows: t.Sequence[dict[str, t.Any]], converters: dict[str, Converter], table: str,
                  key: t.Sequence[str]) -> dict[str, list[t.Any]]:
     """A page's rows as converted columns, one column at a time. A value that does not fit its
     column raises SourceDataError naming table, row key and column."""
     columns: dict[str, list[t.Any]] = {}
     for column, convert in converters.items():
-        values: list[t.Any] = []
-        append = values.append
-        for row in rows:
-            try:
-                append(convert(row.get(column)))
-            except ValueError as exc:
-                raise SourceDataError(f"table '{table}', row {describe_key(row, key)}, column {column}: {exc}") from None
-        columns[column] = values
+        values = [row.get(column) for row in rows]
+        if _as_they_are(convert, values):
+            columns[column] = values
+            continue
+        try:
+            columns[column] = [convert(value) for value in values]
+        except ValueError:
+            for row in rows:  # the value that failed, named with its row
+                try:
+                    convert(row.get(column))
+                except ValueError as exc:
+                    raise SourceDataError(f"table '{table}', row {describe_key(row, key)}, column {column}: {exc}") from None
+            raise
     return columns
 
 
