@@ -85,7 +85,8 @@ def title_line_hint(options: FileOptions) -> str | None:
     """Where the first row has fewer fields than most of the next rows: what to set.
 
     Reports and exports often start with a title line (`Sales report,2026-11-30`) above the
-    header; read as the header, it makes every row ragged. Looked at only once a file failed.
+    header; read as the header, it makes every row ragged. Looked at only once a file failed, or
+    when its header looks like another delimiter's.
     """
     dialect = options.dialect
     source = Utf8Source(options.path, dialect.encoding, 1 << 16, skip_lines=dialect.skip_lines)
