@@ -36,6 +36,7 @@ EXPECTED_FAILURES = (CsvInputError, OSError, UnicodeError, LookupError)
 CONFIG_SYNTAX_ERRORS = (json.JSONDecodeError, simplejson.JSONDecodeError)
 NULL_VALUES_DESCRIPTION = ("Values read as null, in any case, quoted or not (e.g. NULL, NA, N/A, -); "
                            "an empty unquoted field is always null, a quoted empty field is an empty string")
+DUPLICATE_HEADERS = ["rename", "fail"]
 DUPLICATE_HEADERS_DESCRIPTION = ("Headers that normalize to a name already taken (ID and id): rename: the later "
                                  "ones get _2, _3, ...; fail: stop with an error naming both headers")
 SKIP_LINES_DESCRIPTION = ("Physical lines to pass over before the header (title lines of a report), blank ones "
@@ -59,7 +60,7 @@ class TapWiseRockCsv(Tap):
                     description="Text encoding of the files; a UTF-8 byte-order mark is always accepted"),
         th.Property("null_values", th.ArrayType(th.StringType), default=["NULL"], title="Null values",
                     description=NULL_VALUES_DESCRIPTION),
-        th.Property("duplicate_headers", th.StringType(allowed_values=["rename", "fail"]), default="rename",
+        th.Property("duplicate_headers", th.StringType(allowed_values=DUPLICATE_HEADERS), default="rename",
                     title="Duplicate headers", description=DUPLICATE_HEADERS_DESCRIPTION),
         th.Property("skip_lines", th.IntegerType(minimum=0), default=0, title="Lines before the header",
                     description=SKIP_LINES_DESCRIPTION),
@@ -97,7 +98,7 @@ class TapWiseRockCsv(Tap):
                             description="Forced types by column name: " + ", ".join(KINDS)),
                 th.Property("delimiter", th.StringType, description="Field separator of this file"),
                 th.Property("null_values", th.ArrayType(th.StringType), description="Null values of this file"),
-                th.Property("duplicate_headers", th.StringType(allowed_values=["rename", "fail"]),
+                th.Property("duplicate_headers", th.StringType(allowed_values=DUPLICATE_HEADERS),
                             description="This file's duplicate_headers: rename or fail"),
                 th.Property("skip_lines", th.IntegerType(minimum=0),
                             description="This file's skip_lines: physical lines before its header"),
