@@ -46,8 +46,10 @@ class ConnectionSettings:
 
     def connect(self) -> psycopg.Connection:
         # An empty password is left out, so that trust or peer authentication (and .pgpass) apply.
+        # The application name is a fallback: PGAPPNAME, where set, names the connection (e.g. per job).
         params = {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
-                  "dbname": self.database, "sslmode": self.sslmode, "application_name": "target-wiserock-postgres"}
+                  "dbname": self.database, "sslmode": self.sslmode,
+                  "fallback_application_name": "target-wiserock-postgres"}
         try:
             connection = psycopg.connect(**{k: v for k, v in params.items() if v is not None}, connect_timeout=30)
             # UTC for the session: date-times without an offset are read as the UTC the taps emit.

@@ -53,6 +53,12 @@ class Warehouse:
     folder: pathlib.Path
 
     @property
+    def application_name(self) -> str:
+        """The name this test's loader processes give their connections (PGAPPNAME), so that a test
+        watching or terminating them never touches another run's on the shared server."""
+        return f"{PROGRAM} {self.schema}"
+
+    @property
     def config(self) -> dict[str, t.Any]:
         """The loader's settings; the test's folder is its batch root (where the tests write batch files)."""
         return {**{k: v for k, v in self.server.items() if v is not None}, "default_target_schema": self.schema,
@@ -147,13 +153,17 @@ def run_cli(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **se
             ) -> subprocess.CompletedProcess[str]:
     """The loader as users run it: a process reading stdin."""
     return subprocess.run(command(house, **settings), input=lines(messages).decode(), capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=120, check=False, env=process_env(house))
 
 
 def start(house: Warehouse, **settings: t.Any) -> subprocess.Popen[bytes]:
     """The loader as a process whose stdin the test writes (and holds open) itself."""
     return subprocess.Popen(command(house, **settings), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=process_env(house))
+
+
+def process_env(house: Warehouse) -> dict[str, str]:
+    return {**os.environ, "PGAPPNAME": house.application_name}
 
 
 def send(process: subprocess.Popen[bytes], messages: t.Iterable[dict[str, t.Any] | str]) -> None:
@@ -167,7 +177,7 @@ def wait_for_copy(house: Warehouse, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if house.query("select 1 from pg_stat_activity where application_name = %s and query ilike 'copy %%' "
-                       "and state = 'active'", PROGRAM):
+                       "and state = 'active'", house.application_name):
             return
         time.sleep(0.05)
     raise AssertionError("the loader never started a COPY")
