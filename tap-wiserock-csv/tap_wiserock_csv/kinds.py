@@ -148,8 +148,8 @@ class ColumnProfile:
             candidates.discard("words")
         if "zero_one" in candidates and not _all(pc.is_in(values, _case_variants(("0", "1")))):
             candidates.discard("zero_one")
-        # Integer syntax decides "integer" and spares "number" its own pattern, once "integer" is out
-        # the number pattern alone is cheaper.
+        # Integer syntax decides "integer" and spares "number" its own pattern; once "integer" is
+        # out, the number pattern alone is cheaper than both.
         integer_syntax = "integer" in candidates and _all(_matches(values, _INTEGER))
         if "integer" in candidates and not (integer_syntax and _in_int64(values)):
             candidates.discard("integer")

@@ -135,11 +135,11 @@ def _identical(columns: t.Mapping[str, ColumnType], keys: t.Sequence[str], other
     scale (1.10 is not 1.1: the same as comparing their text, without printing 20M numbers);
     jsonb as text (exact digits and key order as stored); and columns the stream no longer has
     must be NULL in the old row."""
-    def values(alias: str) -> sql.Composed:
+    def values(alias: str) -> list[sql.Composable]:
         parts: list[sql.Composable] = []
         for name, column in columns.items():
-            if name in keys:
-                continue  # equal: the join's condition
+            if name in keys and column.sql != "numeric" and column.kind is not Kind.JSON:
+                continue  # equal by the join's condition (a numeric key of another scale is not)
             value = sql.Identifier(alias, name)
             if column.kind is Kind.JSON:
                 parts.append(sql.SQL("{}::text").format(value))
@@ -147,11 +147,12 @@ def _identical(columns: t.Mapping[str, ColumnType], keys: t.Sequence[str], other
             parts.append(value)
             if column.sql == "numeric":
                 parts.append(sql.SQL("scale({})").format(value))
-        return sql.SQL(", ").join(parts)
+        return parts
 
     conditions = [sql.SQL("{} is null").format(sql.Identifier("s", name)) for name in others]
-    if any(name not in keys for name in columns):
-        conditions.insert(0, sql.SQL("row({}) is not distinct from row({})").format(values("n"), values("s")))
+    if new := values("n"):
+        conditions.insert(0, sql.SQL("row({}) is not distinct from row({})").format(
+            sql.SQL(", ").join(new), sql.SQL(", ").join(values("s"))))
     return sql.SQL(" and ").join(conditions or [sql.SQL("true")])
 
 

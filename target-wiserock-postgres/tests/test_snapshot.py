@@ -44,6 +44,17 @@ def test_changes_are_exact(warehouse):
         (1, "a", "1.1", "[1.1]"), (2, "b", None, None), (3, None, "3", None), (4, "d", "4", "[1.5]")]
 
 
+def test_a_number_key_written_with_another_scale_is_a_change(warehouse):
+    """1.10 and 1.1 are one key to the primary key, but the new snapshot writes 1.1."""
+    load(warehouse, ['{"type": "SCHEMA", "stream": "k", "schema": {"properties": {"code": {"type": "number"}, '
+                     '"v": {"type": "string"}}}, "key_properties": ["code"]}',
+                     '{"type": "RECORD", "stream": "k", "record": {"code": 1.10, "v": "a"}}', activate("k")])
+    load(warehouse, ['{"type": "SCHEMA", "stream": "k", "schema": {"properties": {"code": {"type": "number"}, '
+                     '"v": {"type": "string"}}}, "key_properties": ["code"]}',
+                     '{"type": "RECORD", "stream": "k", "record": {"code": 1.1, "v": "a"}}', activate("k")])
+    assert warehouse.rows("k", "code::text, v") == [("1.1", "a")]
+
+
 def test_unchanged_rows_are_not_rewritten(warehouse):
     """The diff by key leaves identical rows where they are (same physical row), changes the rest."""
     load(warehouse, snapshot("people", people((1, "a", 1, None), (2, "b", 2, None)), **COLUMNS))
