@@ -16,18 +16,17 @@ otherwise the planner hashes the new rows, with work_mem sized to them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 import typing as t
 
+import psycopg
 from psycopg import sql
 
 from target_wiserock_postgres.errors import LoadError
 from target_wiserock_postgres.types import ColumnType, Kind
-
-if t.TYPE_CHECKING:
-    import psycopg
 
 logger = logging.getLogger("target-wiserock-postgres")
 
@@ -73,8 +72,14 @@ def _names(columns: t.Iterable[str], prefix: str | None = None) -> sql.Composed:
 
 
 def ensure_schema(connection: psycopg.Connection, schema: str) -> None:
-    """Create the schema when missing (checked first: IF NOT EXISTS still needs the CREATE right)."""
-    if not connection.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone():
+    """Create the schema when missing (checked first: IF NOT EXISTS still needs the CREATE right).
+
+    Another run creating it at the same time (two loads into a new schema, e.g. on two workers):
+    our CREATE waits for that run's transaction; when it committed, the schema is there and ours
+    is undone to its savepoint; when it rolled back, ours stands."""
+    if connection.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone():
+        return
+    with contextlib.suppress(psycopg.errors.UniqueViolation), connection.transaction():
         connection.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import decimal
 import logging
 import random
+import time
 
 import pytest
 
 from target_wiserock_postgres import tables
-from tests.conftest import activate, load, record, schema, snapshot
+from tests.conftest import activate, finish, load, record, schema, send, snapshot, start, wait_for_copy
 
 COLUMNS = {"id": "integer", "name": "string", "amount": "number", "tags": "array"}
 
@@ -126,3 +127,23 @@ def test_the_diff_is_exact_whichever_way_it_joins(warehouse, caplog, order):
     after = dict(warehouse.query("select id, ctid::text from t"))
     assert sorted(n for n in after if n in before and after[n] == before[n]) == \
         sorted(n for n in range(1, 601) if n % 50 != 7 and n % 10 != 1)
+
+
+def test_two_runs_into_a_new_schema_at_once_both_load(warehouse):
+    """Two loads (other streams, e.g. on two workers) create the missing schema at the same moment."""
+    first = start(warehouse)
+    send(first, [schema("alpha", id="integer"), *(record("alpha", id=n) for n in range(5000))])
+    wait_for_copy(warehouse)  # its transaction has created the schema, not yet committed
+    second = start(warehouse)
+    send(second, snapshot("beta", [{"id": 1}], id="integer"))
+    deadline = time.monotonic() + 30
+    while not warehouse.query("select 1 from pg_stat_activity where application_name = %s and query ilike 'create schema%%' "
+                              "and wait_event_type = 'Lock'", warehouse.application_name):
+        assert time.monotonic() < deadline, "the second run never waited for the first one's schema"
+        time.sleep(0.05)
+    send(first, [activate("alpha")])
+    assert finish(first).returncode == 0
+    result = finish(second)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(warehouse.rows("alpha")) == 5000
+    assert warehouse.rows("beta") == [(1,)]
