@@ -91,8 +91,11 @@ def run(args: t.Sequence[str], *, project_root: pathlib.Path, env: t.Mapping[str
     finished = threading.Event()
 
     def watch() -> None:
+        stop = False
         while not finished.wait(poll_seconds):
-            if should_stop():
+            with contextlib.suppress(Exception):  # a failed look (storage busy) is retried at the next poll
+                stop = should_stop()
+            if stop:
                 outcome.stopped = True
                 stop_session(process)
                 return
@@ -100,6 +103,7 @@ def run(args: t.Sequence[str], *, project_root: pathlib.Path, env: t.Mapping[str
     watcher = threading.Thread(target=watch, name="meltano-stop-watch", daemon=True)
     watcher.start()
     try:
+        log(f"meltano {' '.join(command[1:])}: pid {process.pid}, in a process group of its own")
         for line in process.stdout or ():
             line = line.rstrip("\n")
             outcome.see(line)

@@ -109,7 +109,7 @@ class LoadStep:
         return Database.from_env(self.env)
 
     def cancelled(self) -> bool:
-        run = self.context.instance.get_run_by_id(self.context.run_id)
+        run = self.context.instance.get_run_by_id(self.context.run.run_id)
         return run is None or run.status in _STOPPING
 
     def run(self) -> t.Iterator[dg.MaterializeResult]:
