@@ -192,7 +192,14 @@ def create_storage_schema(env: t.Mapping[str, str]) -> None:
                          f"{params['dbname']}: {' '.join(str(exc).split())}") from None
 
 
+def dagster_installed() -> None:
+    if not (DAGSTER_BIN / "dagster").exists():
+        raise SystemExit(f"wiserock-orchestrate: error: Dagster is not installed in {DAGSTER_BIN.parent}: "
+                         "run `make install-orchestrate` (make orchestrate does)")
+
+
 def serve() -> int:
+    dagster_installed()
     root = pathlib.Path(os.environ.get("MELTANO_PROJECT_ROOT") or PROJECT_DIR).resolve()
     port = int(project_env(root).get("DAGSTER_PORT") or 3000)
     if port_taken(port):
@@ -266,6 +273,7 @@ def run_dagster(processes: Processes, web: Web, root: pathlib.Path, home: pathli
 def worker(name: str | None) -> t.NoReturn:
     """Become one Celery worker (one step at a time): Celery's own signals then apply (Ctrl-C or
     SIGTERM: finish the step in progress, then exit)."""
+    dagster_installed()
     root = pathlib.Path(os.environ.get("MELTANO_PROJECT_ROOT") or PROJECT_DIR).resolve()
     env = {**os.environ, **project_env(root)}
     if missing := [key for key in WORKER_SETTINGS if not env.get(key)]:
