@@ -57,10 +57,15 @@ def say(message: str) -> None:
 
 
 def instance_config(env: t.Mapping[str, str]) -> dict[str, t.Any]:
-    """dagster.yaml: one run at a time per Meltano job (later ones queue), storage, no telemetry."""
+    """dagster.yaml: one run at a time per Meltano job (later ones queue), and without Celery workers
+    one run at a time in all (Meltano's runs of one plugin in one project must not overlap);
+    storage; no telemetry."""
+    queue: dict[str, t.Any] = {
+        "tag_concurrency_limits": [{"key": MELTANO_JOB_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]}
+    if not env.get("DAGSTER_CELERY_BROKER_URL"):
+        queue["max_concurrent_runs"] = 1
     config: dict[str, t.Any] = {
-        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator", "config": {
-            "tag_concurrency_limits": [{"key": MELTANO_JOB_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]}},
+        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator", "config": queue},
         "run_monitoring": {"enabled": True, "poll_interval_seconds": 30},
         "telemetry": {"enabled": False},
     }

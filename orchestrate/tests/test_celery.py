@@ -59,15 +59,16 @@ def celery_dagster(tmp_path_factory, module_warehouse, api):
            "DAGSTER_PG_DB": database["DB_NAME"], "DAGSTER_PG_SCHEMA": dagster_schema,
            "MELTANO_DATABASE_URI": f"postgresql+psycopg://{database['DB_USER']}@{database['DB_HOST']}:{database['DB_PORT']}/"
                                    f"{database['DB_NAME']}?options=-csearch_path%3D{meltano_schema}"}
-    project = project_copy(folder / "project")
+    # A checkout per machine: Meltano's runs of one plugin must not share a project's run folder.
+    project, *checkouts = (project_copy(folder / name) for name in ("scheduler", "w1", "w2"))
     create_system_database(project, env)
     workers = []
     try:
-        for name in ("w1", "w2"):
+        for name, checkout in zip(("w1", "w2"), checkouts, strict=True):
             with (folder / f"{name}.log").open("w") as log:
                 workers.append(subprocess.Popen([*SERVE, "worker", "--name", f"{name}@%h"],
-                                                env={**os.environ, **env, "MELTANO_PROJECT_ROOT": str(project),
-                                                     "DAGSTER_HOME": str(project / ".dagster")},
+                                                env={**os.environ, **env, "MELTANO_PROJECT_ROOT": str(checkout),
+                                                     "DAGSTER_HOME": str(checkout / ".dagster")},
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         for name in ("w1", "w2"):
             wait_for(lambda name=name: " ready." in (folder / f"{name}.log").read_text(), 120, f"worker {name}")

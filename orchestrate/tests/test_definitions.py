@@ -165,4 +165,4 @@ def test_steps_go_to_celery_workers_when_a_broker_is_set():
     broker = "pyamqp://guest:guest@127.0.0.1:5672//"
     assert repository(PROJECT_DIR, DAGSTER_CELERY_BROKER_URL=broker).get_job("wiserock_load").executor_def.name == \
         "celery_executor"
-    assert repository(PROJECT_DIR).get_job("wiserock_load").executor_def.name == "multiprocess"
+    assert repository(PROJECT_DIR).get_job("wiserock_load").executor_def.name == "in_process"

@@ -1,12 +1,13 @@
 """The code location: every Meltano job a Dagster job, every Meltano schedule a Dagster schedule.
 
-- a job's loads are its steps (one multi-asset each, see assets.py); loads of one job do not wait
-  for each other (each writes its own tables in its own transaction), so on the Celery executor
+- a job's loads are its steps (one multi-asset each, see assets.py); loads of one job do not depend
+  on each other (each writes its own tables in its own transaction), so on the Celery executor
   they run on two workers at once;
 - every job carries the tag `meltano/job`, on which the instance allows one run at a time
   (dagster.yaml's tag_concurrency_limits): a tick while a run goes is queued, never forced;
 - schedules run from the start (declared means meant to run), in SCHEDULE_TIMEZONE (default UTC);
-- DAGSTER_CELERY_BROKER_URL set: steps go to Celery workers; else to local processes.
+- DAGSTER_CELERY_BROKER_URL set: steps go to Celery workers, the loads of a run at once; else they
+  run one after the other in the run's process.
 What cannot be translated is one line on stderr, naming it, and is left out.
 """
 
@@ -27,9 +28,13 @@ DEFAULT_TIMEZONE = "UTC"
 
 
 def executor(env: t.Mapping[str, str]) -> dg.ExecutorDefinition:
-    """Celery workers when a broker is configured (its URL stays in the environment, out of run config)."""
+    """Celery workers when a broker is configured (its URL stays in the environment, out of run config);
+    else the run's own process, one load after the other, as `meltano run <job>` does: two Meltano
+    runs of one plugin in one project at once race on its run files (Meltano rewrites
+    `.meltano/run/<plugin>/<kind>.singer_sdk_logging.json` at every start), so only workers with a
+    checkout each run loads at the same time."""
     if not env.get("DAGSTER_CELERY_BROKER_URL"):
-        return dg.multiprocess_executor
+        return dg.in_process_executor
     from dagster_celery import celery_executor  # imported only where used: Celery is heavy
 
     backend = {"env": "DAGSTER_CELERY_BACKEND_URL"} if env.get("DAGSTER_CELERY_BACKEND_URL") else "rpc://"

@@ -80,9 +80,9 @@ def run(args: t.Sequence[str], *, project_root: pathlib.Path, env: t.Mapping[str
         poll_seconds: float = 1.0) -> Outcome:
     """`meltano run ARGS` in the project; every output line goes to `log` as it comes.
 
-    The session is stopped when the calling step is interrupted (Dagster's multiprocess executor
-    interrupts a cancelled run's steps) or when `should_stop()` turns true, polled every
-    `poll_seconds` (a Celery worker's step is never interrupted: dagster-celery only revokes it).
+    The session is stopped when the calling step is interrupted (Dagster interrupts a cancelled
+    run's process) or when `should_stop()` turns true, polled every `poll_seconds` (a step on a
+    Celery worker is never interrupted: dagster-celery only revokes its task).
     """
     command = [str(meltano_executable(project_root)), "run", *args]
     process = subprocess.Popen(command, cwd=project_root, env=dict(env), stdout=subprocess.PIPE,
