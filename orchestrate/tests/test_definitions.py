@@ -96,6 +96,10 @@ def other_sources(manifest: dict) -> None:
                                           {"name": "invoice", "parents": ["account"]},
                                           {"name": "invoice_line", "key": ["invoice_id", "line"], "parents": ["invoice"]}]
             plugin["config"]["stream_maps"] = {"*": {"__alias__": "'raw_api_' + __stream_name__"}}
+    # A second CSV source: a plugin inheriting the CSV tap, with its own folder and prefix, in a job of its own.
+    manifest["plugins"]["extractors"].append({"name": "tap-archive", "inherit_from": "tap-wiserock-csv", "config": {
+        "data_dir": "data/archive", "files": [], "stream_maps": {"*": {"__alias__": "'stg_archive_' + __stream_name__"}}}})
+    manifest["jobs"].append({"name": "archive", "tasks": ["tap-archive target-postgres"]})
 
 
 def test_assets_follow_the_taps_settings_in_other_shapes(tmp_path):
@@ -106,6 +110,8 @@ def test_assets_follow_the_taps_settings_in_other_shapes(tmp_path):
     (data / "Kunden Liste.csv").write_text("Kunden Nr,Name\n7,Ada\n", encoding="utf-8")
     (data / "empty.csv").write_text("", encoding="utf-8")  # the tap skips it
     (data / "notes.txt").write_text("not a CSV file\n", encoding="utf-8")
+    (data / "archive").mkdir()
+    (data / "archive" / "Old Orders 2019.csv").write_text("order_id,total\n1,9.5\n", encoding="utf-8")
     project = project_copy(tmp_path / "project", other_sources, data=data)
     graph = repository(project).asset_graph
     keys = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
@@ -123,6 +129,7 @@ def test_assets_follow_the_taps_settings_in_other_shapes(tmp_path):
         "raw_api_account": [], "raw_api_invoice": ["raw_api_account"], "raw_api_invoice_line": ["raw_api_invoice"]}
     assert {node.group_name for node in api.values()} == {"tap_wiserock_api"}
     assert {key.name for key in graph.asset_check_keys} == {"primary_key"}  # no known relation among these
+    assert keys["stg_archive_old_orders_2019"].group_name == "tap_archive"
 
 
 def cannot_run(manifest: dict) -> None:

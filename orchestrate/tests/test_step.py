@@ -94,3 +94,33 @@ def test_a_machine_without_the_database_settings_fails_in_one_line(monkeypatch, 
         "wiserock-orchestrate: error: DB_HOST, DB_NAME, DB_SCHEMA, DAGSTER_CELERY_BROKER_URL not set (environment or "
         ".env): a worker needs the staging database and the broker the scheduler uses; it starts no database of its own")
     assert not (project / ".pgdata").exists()
+
+
+def test_a_table_whose_file_is_gone_since_the_code_loaded_is_left_unmaterialized(monkeypatch, tmp_path, warehouse):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("Stores.csv", "Regions.csv"):
+        (data / name).write_text("id,name\n1,a\n2,b\n", encoding="utf-8")
+    project = project_copy(tmp_path / "project", no_files_entries, data=data)
+    for key, value in {**warehouse.server.env, "DB_SCHEMA": warehouse.schema, "MELTANO_PROJECT_ROOT": str(project)}.items():
+        monkeypatch.setenv(key, value)
+    job = build().get_repository_def().get_implicit_global_asset_job_def()
+    (data / "Regions.csv").unlink()  # after the code location read the folder
+    csv_tables = [dg.AssetKey("stg_wiserock_csv_stores"), dg.AssetKey("stg_wiserock_csv_regions")]
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=csv_tables,
+                                    raise_on_error=False)
+    assert result.success, failure_descriptions(result)
+    assert [event.asset_key.to_user_string() for event in result.get_asset_materialization_events()] == \
+        ["stg_wiserock_csv_stores"]
+    assert any("stg_wiserock_csv_regions: not written by this load" in (event.message or "") for event in result.all_events)
+    assert warehouse.count("stg_wiserock_csv_stores") == 2
+    (check,) = [event.asset_check_evaluation_data for event in result.all_events
+                if event.event_type_value == "ASSET_CHECK_EVALUATION"
+                and event.asset_check_evaluation_data.asset_key.path == ["stg_wiserock_csv_regions"]]
+    assert not check.passed  # its check says so, too
+
+
+def no_files_entries(manifest: dict) -> None:
+    for plugin in manifest["plugins"]["extractors"]:
+        if plugin["name"] == "tap-wiserock-csv":
+            plugin["config"]["files"] = []

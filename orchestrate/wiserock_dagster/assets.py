@@ -53,7 +53,7 @@ def load_assets(load: Load, tables: t.Sequence[StagingTable], known: t.AbstractS
         description=f"meltano run {' '.join(load.args)}",
         op_tags={"meltano/extractor": load.extractor, "meltano/loader": load.loader},
     )
-    def _load(context: AssetExecutionContext) -> t.Iterator[dg.MaterializeResult]:
+    def _load(context: AssetExecutionContext) -> t.Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         yield from LoadStep(context, load, tables).run()
 
     return _load

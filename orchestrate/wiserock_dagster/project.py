@@ -73,6 +73,16 @@ class Plugin:
         return expand(declared.get(name, {}).get("value"), env)
 
 
+def inherited(item: dict[str, t.Any], declared: t.Mapping[str, tuple[str, dict[str, t.Any]]]) -> dict[str, t.Any]:
+    """A plugin's definition over the one it `inherit_from` (namespace, settings, config)."""
+    parent = declared.get(item.get("inherit_from") or "")
+    if parent is None or parent[1] is item:
+        return item
+    base = inherited(parent[1], declared)
+    return {**base, **item, "config": {**(base.get("config") or {}), **(item.get("config") or {})},
+            "settings": [*(base.get("settings") or []), *(item.get("settings") or [])]}
+
+
 @dataclasses.dataclass(frozen=True)
 class Load:
     """An extractor and a loader of a job's task: one `meltano run <extractor> <loader>`."""
@@ -129,8 +139,10 @@ class MeltanoProject:
                 for kind, items in ((environment.get("config") or {}).get("plugins") or {}).items():
                     for item in items or []:
                         overrides[kind, item["name"]] = item.get("config") or {}
-        return {item["name"]: Plugin(item["name"], kind, item, overrides.get((kind, item["name"]), {}))
-                for kind, items in (self.manifest.get("plugins") or {}).items() for item in items or []}
+        declared = {item["name"]: (kind, item) for kind, items in (self.manifest.get("plugins") or {}).items()
+                    for item in items or []}
+        return {name: Plugin(name, kind, inherited(item, declared), overrides.get((kind, name), {}))
+                for name, (kind, item) in declared.items()}
 
     def job_tasks(self) -> dict[str, list[str]]:
         """Each job's tasks as Meltano flattens them: one word per plugin or plugin:command."""

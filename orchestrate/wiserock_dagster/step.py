@@ -71,6 +71,13 @@ def orphan_check(relation: Relation, orphans: int | None) -> dg.AssetCheckResult
                                severity=dg.AssetCheckSeverity.WARN, metadata={"orphans": orphans, "relation": str(relation)})
 
 
+def unchecked(table: StagingTable, reason: str) -> t.Iterator[dg.AssetCheckResult]:
+    """The checks of a table the load did not write: failed (a warning), saying why."""
+    for name in ["primary_key", *(check_name(relation) for relation in table.relations())]:
+        yield dg.AssetCheckResult(check_name=name, asset_key=table.name, passed=False,
+                                  severity=dg.AssetCheckSeverity.WARN, description=reason)
+
+
 def check_name(relation: Relation) -> str:
     return f"no_orphan_{relation.column}"
 
@@ -112,7 +119,7 @@ class LoadStep:
         run = self.context.instance.get_run_by_id(self.context.run.run_id)
         return run is None or run.status in _STOPPING
 
-    def run(self) -> t.Iterator[dg.MaterializeResult]:
+    def run(self) -> t.Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         database = self.database()
         names = [table.name for table in self.tables]
         self.context.log.info(f"meltano run {' '.join(self.load.args)} in {self.root} on {socket.gethostname()} "
@@ -145,7 +152,7 @@ class LoadStep:
             retry_or_fail(self.context, match[0], database)
         raise dg.Failure(f"PostgreSQL at {database.label}: {message}", allow_retries=False) from None
 
-    def _results(self, database: Database) -> t.Iterator[dg.MaterializeResult]:
+    def _results(self, database: Database) -> t.Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         names = [table.name for table in self.tables]
         relations = [relation for table in self.tables for relation in table.relations()]
         with connect(database) as connection:
@@ -155,8 +162,10 @@ class LoadStep:
             orphans = report.orphans(relations)
             for table in self.tables:
                 if table.name not in changes:
-                    self.context.log.warning(f"{table.name}: not written by this load (is its source gone? "
-                                             "reload the code location after changing meltano.yml or the data files)")
+                    gone = (f"{table.name}: not written by this load (is its source gone? reload the code location "
+                            "after changing meltano.yml or the data files)")
+                    self.context.log.warning(gone)
+                    yield from unchecked(table, gone)
                     continue
                 checks = [primary_key_check(table, keys.get(table.name))]
                 checks += [orphan_check(relation, orphans.get(relation)) for relation in table.relations()]
