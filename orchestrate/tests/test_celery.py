@@ -115,6 +115,9 @@ def test_the_csv_and_api_loads_of_one_run_go_to_two_workers_at_once(celery_dagst
     assert max(min(stamps) for stamps in times.values()) < min(max(stamps) for stamps in times.values())
     # Meltano's lines reached the run's log from the workers.
     assert any("target-postgres Committed" in (event.get("message") or "") for event in orchestra.logs(run_id))
+    # The storage's password stays in the environment: dagster.yaml names the variable.
+    assert module_warehouse.server.env["DB_PASSWORD"] not in (orchestra.home / "dagster.yaml").read_text()
+    assert "DAGSTER_PG_PASSWORD" in (orchestra.home / "dagster.yaml").read_text()
     # The run is in Dagster's storage on PostgreSQL, the loads in Meltano's system database there.
     assert module_warehouse.query(f"select status from {dagster_schema}.runs where run_id = %s", run_id) == [("SUCCESS",)]
     states = module_warehouse.query(f"select job_name, state from {meltano_schema}.runs order by started_at")

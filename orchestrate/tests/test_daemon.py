@@ -150,6 +150,7 @@ def test_a_failed_run_posts_its_alert_with_the_error_line(orchestra, receiver, a
     assert "\n" not in alert["error"] and alert["error"] in alert["text"]
     messages = [event.get("message") or "" for event in orchestra.logs(failed)]
     assert not any("rerunning this load" in message for message in messages)  # not a transient fault: no retry
+    assert "secret-token" not in orchestra.log.read_text()  # the webhook's address (a secret) is never printed
 
 
 def test_sigterm_stops_everything_make_orchestrate_started(orchestra):

@@ -173,3 +173,10 @@ def test_steps_go_to_celery_workers_when_a_broker_is_set():
     assert repository(PROJECT_DIR, DAGSTER_CELERY_BROKER_URL=broker).get_job("wiserock_load").executor_def.name == \
         "celery_executor"
     assert repository(PROJECT_DIR).get_job("wiserock_load").executor_def.name == "in_process"
+
+
+def test_meltano_users_find_it_as_a_utility():
+    result = subprocess.run([str(MELTANO), "invoke", "dagster:serve", "--help"], cwd=PROJECT_DIR, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "`make orchestrate`" in result.stdout and "{serve,worker}" in result.stdout
