@@ -28,7 +28,7 @@ from bench.data import write_csv
 from bench.measure import Row, markdown_table, run_measured
 from elt.database import scratch_server_env, stop_embedded
 from elt.settings import PROJECT_DIR, Database
-from target_wiserock_postgres import batch, tables
+from target_wiserock_postgres import batch_roots, tables
 from target_wiserock_postgres.types import column_type
 
 OUT = PROJECT_DIR / "bench" / "out" / "loader"
@@ -84,7 +84,7 @@ def batch_input(recorded: pathlib.Path, rows: int) -> pathlib.Path:
         if message.get("type") == "BATCH":
             copies = []
             for url in message["manifest"]:
-                source = batch.file_path(STREAM, url)
+                source = batch_roots.file_path(STREAM, url)
                 copies.append(pathlib.Path(shutil.copy(source, folder / source.name)).resolve().as_uri())
             message["manifest"] = copies
         lines.append(json.dumps(message))
@@ -96,7 +96,9 @@ def batch_input(recorded: pathlib.Path, rows: int) -> pathlib.Path:
 def loader_config(env: dict[str, str]) -> pathlib.Path:
     path = OUT / "target-config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(Database.from_env({**env, "DB_SCHEMA": SCHEMA}).loader_config()))
+    # The copies of the batch files are under OUT: the loader's to read and delete.
+    config = {**Database.from_env({**env, "DB_SCHEMA": SCHEMA}).loader_config(), "batch_roots": [str(OUT)]}
+    path.write_text(json.dumps(config))
     return path
 
 

@@ -126,11 +126,13 @@ class Report:
     def table_lines(self) -> list[str]:
         return change_lines(self.changes())
 
-    def orphans(self, relations: t.Iterable[Relation] = RELATIONS) -> dict[Relation, int]:
-        """Child rows whose parent is missing, per relation whose tables both exist."""
-        found = {}
+    def orphans(self, relations: t.Iterable[Relation] = RELATIONS) -> dict[Relation, int | str]:
+        """Child rows whose parent is missing, per relation; for a relation whose table or column
+        the staging tables lack (the API's tables are whatever its source has), what is missing."""
+        found: dict[Relation, int | str] = {}
         for relation in relations:
-            if not (self._exists(self.schema, relation.child) and self._exists(self.schema, relation.parent)):
+            if missing := self._missing(relation):
+                found[relation] = f"not checked ({missing} is missing)"
                 continue
             found[relation] = self._count(sql.SQL(
                 "select count(*) from {} c where c.{} is not null and not exists "
@@ -138,6 +140,18 @@ class Report:
                 self._table(relation.child), sql.Identifier(relation.column), self._table(relation.parent),
                 sql.Identifier(relation.key), sql.Identifier(relation.column)))
         return found
+
+    def _missing(self, relation: Relation) -> str | None:
+        """The first of the relation's tables and columns that does not exist, named; None when all do."""
+        for table, column in ((relation.child, relation.column), (relation.parent, relation.key)):
+            if not self._exists(self.schema, table):
+                return f"table {table}"
+            if not self.connection.execute(
+                    "select 1 from pg_attribute where attrelid = to_regclass(%s) and attname = %s and attnum > 0 "
+                    "and not attisdropped", (sql.Identifier(self.schema, table).as_string(self.connection), column)
+            ).fetchone():
+                return f"column {table}.{column}"
+        return None
 
     def duration_seconds(self) -> float | None:
         if not self._exists(self.meta_schema, "run"):

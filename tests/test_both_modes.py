@@ -39,10 +39,18 @@ CASES = {
                             f"5,7,\"{BIG_NOTE}\"\n",
     "Größe Grüße.csv": "ID,Größe,Grüße,userIDs,URLs,numCPUs\n1,10,20,3,4,5\n",
     "ragged_and_blank.csv": "id,a,b\n1,x,y\n2,only-two\n\n,,\n3,p,q,extra\n4,\"multi\nline\",z\n",
+    # Issue 17: vendor exports as received: repeated headers, title lines, no header (with a ragged row).
+    "repeated_headers.csv": "ID,Name,id,0,0,id_2\n1,a,10,x,5,z\n2,b,20,y,6,\n",
+    "titled_report.csv": "Sales report \"Q3,generated 2026-11-30\r\n\"multi\r\nline\" title\r\n"
+                         "id,amount,at\r\n1,5.5,2024-03-01T10:00:00+02:00\r\n2,-1e3,\r\n",
+    "headerless_dump.csv": "6.320000000000000097e-03,18,x\n2.7e-02,0,\n1,2\n,7,\"\"\n",
 }
 CASE_SETTINGS = {"TAP_WISEROCK_CSV_ON_BAD_ROW": "skip",
                  "TAP_WISEROCK_CSV_FILES": json.dumps([{"path": "markers_and_text.csv",
-                                                        "null_values": ["NULL", "NA", "N/A", "-"]}])}
+                                                        "null_values": ["NULL", "NA", "N/A", "-"]},
+                                                       {"path": "repeated_headers.csv", "keys": ["id_3"]},
+                                                       {"path": "titled_report.csv", "skip_lines": 3},
+                                                       {"path": "headerless_dump.csv", "header": False}])}
 
 
 @pytest.fixture
@@ -95,6 +103,13 @@ def test_record_and_batch_modes_load_the_same_tables(warehouse, second_warehouse
     assert loaded.keys() == from_batches.keys()
     assert len(loaded) == (3 if source == "sample" else len(CASES))
     assert all(rows for _, rows in loaded.values())
+    if source == "cases":  # issue 17's files loaded as they came: renamed, past their title, numbered columns
+        assert loaded["stg_wiserock_csv_repeated_headers"][0].keys() == {"id", "name", "id_3", "_0", "_0_2", "id_2"}
+        assert loaded["stg_wiserock_csv_titled_report"][0] == {"id": "bigint", "amount": "numeric",
+                                                               "at": "timestamp with time zone"}
+        assert loaded["stg_wiserock_csv_headerless_dump"] == (
+            {"column_1": "numeric", "column_2": "bigint", "column_3": "text"},
+            [("(,7,\"\")",), ("(0.006320000000000000097,18,x)",), ("(0.027,0,)",)])
 
 
 def test_a_failing_file_fails_both_modes_alike_and_changes_nothing(warehouse, second_warehouse, cases):

@@ -91,7 +91,9 @@ def test_killed_run_changes_nothing_and_the_next_run_converges(warehouse, sandbo
 def test_dropped_database_connections_are_retried_by_rerunning_the_job(warehouse, sandbox):
     """The database drops the loader's connection while it applies the snapshot; the runner reruns."""
     box = sandbox.sandbox
-    env = pipeline_env(warehouse, sandbox)
+    # This run's connections get their own name, so that no other load on the server is touched.
+    application_name = f"target-wiserock-postgres {warehouse.schema}"
+    env = {**pipeline_env(warehouse, sandbox), "PGAPPNAME": application_name}
     assert meltano("run", "tap-wiserock-api", "target-postgres", env=env).returncode == 0
     box.delete_rows("note", [row["id"] for row in box.rows("note")[::7]])
     dropped = threading.Event()
@@ -106,8 +108,8 @@ def test_dropped_database_connections_are_retried_by_rerunning_the_job(warehouse
             locker.execute(f"lock table {note_table} in exclusive mode")
             while time.monotonic() < deadline:
                 victims = watcher.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                                          "where application_name = 'target-wiserock-postgres' "
-                                          "and wait_event_type = 'Lock'").fetchall()
+                                          "where application_name = %s and wait_event_type = 'Lock'",
+                                          (application_name,)).fetchall()
                 if victims:
                     dropped.set()
                     break

@@ -100,7 +100,10 @@ def test_api_down_midway_changes_no_table_and_the_next_run_converges(warehouse, 
     box.delete_rows("note", [row["id"] for row in box.rows("note")[:100]])
     box.delete_rows("user", [row["id"] for row in box.rows("user")[-5:]])
     reads_so_far = box.stats.reads
-    box.faults.on_request[reads_so_far + 6] = lambda sandbox: setattr(sandbox.faults, "error_every", 1)
+    # Reads (pages of 200): Meltano's discovery reads each table's first page, the tap's sync does
+    # again (it sees the tables as they are now), then user's second page and its empty page, then
+    # note's second and third pages: the API goes down at the fourth.
+    box.faults.on_request[reads_so_far + 9] = lambda sandbox: setattr(sandbox.faults, "error_every", 1)
     files_before = batch_files()
     failed = load_api(warehouse, sandbox, TAP_WISEROCK_API_MAX_ATTEMPTS="2", TAP_WISEROCK_API_PAGE_SIZE="200")
     assert failed.returncode != 0

@@ -61,12 +61,12 @@ def primary_key_check(table: StagingTable, keys: list[str] | None) -> dg.AssetCh
                                                                f"configured ({', '.join(expected or [])})")
 
 
-def orphan_check(relation: Relation, orphans: int | None) -> dg.AssetCheckResult:
-    """Every child row has its parent; None: the parent table is missing."""
-    if orphans is None:
+def orphan_check(relation: Relation, orphans: int | str) -> dg.AssetCheckResult:
+    """Every child row has its parent; a text: why the relation was not checked (a table or column is missing)."""
+    if isinstance(orphans, str):
         return dg.AssetCheckResult(check_name=check_name(relation), asset_key=relation.child, passed=False,
                                    severity=dg.AssetCheckSeverity.WARN, metadata={"relation": str(relation)},
-                                   description=f"table {relation.parent} does not exist")
+                                   description=orphans)
     return dg.AssetCheckResult(check_name=check_name(relation), asset_key=relation.child, passed=orphans == 0,
                                severity=dg.AssetCheckSeverity.WARN, metadata={"orphans": orphans, "relation": str(relation)})
 
@@ -168,7 +168,7 @@ class LoadStep:
                     yield from unchecked(table, gone)
                     continue
                 checks = [primary_key_check(table, keys.get(table.name))]
-                checks += [orphan_check(relation, orphans.get(relation)) for relation in table.relations()]
+                checks += [orphan_check(relation, orphans[relation]) for relation in table.relations()]
                 metadata = _change_metadata(changes[table.name], database, table.name)
                 metadata["dagster/column_schema"] = _column_schema(connection, database.schema, table.name)
                 yield dg.MaterializeResult(asset_key=table.name, metadata=metadata, check_results=checks)

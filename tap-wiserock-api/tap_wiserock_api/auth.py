@@ -30,9 +30,11 @@ RENEW_MARGIN_SHARE = 0.1
 
 
 class SupabaseSession(requests.auth.AuthBase):
-    """Adds `Authorization: Bearer <access token>` to each request, logging in lazily."""
+    """Adds `Authorization: Bearer <access token>` to each request, logging in lazily. Without
+    email and password there is no login: the bearer is the API key, so requests run as the
+    key's own role (the service-role key reads every row; the anon key, the anon role)."""
 
-    def __init__(self, *, api_url: str, api_key: str, email: str, password: str,
+    def __init__(self, *, api_url: str, api_key: str, email: str | None, password: str | None,
                  timeout: float, user_agent: str, logger: logging.Logger) -> None:
         self._token_url = api_url.rstrip("/") + TOKEN_PATH
         self._api_key = api_key
@@ -49,7 +51,7 @@ class SupabaseSession(requests.auth.AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         # Called again on every retry, so a retried request carries the current token.
-        request.headers["Authorization"] = f"Bearer {self.access_token()}"
+        request.headers["Authorization"] = f"Bearer {self.access_token() if self._email else self._api_key}"
         return request
 
     def __repr__(self) -> str:
@@ -61,7 +63,7 @@ class SupabaseSession(requests.auth.AuthBase):
 
     def _current_token(self) -> str:
         if self._access_token is None:
-            self._grant("password", {"email": self._email, "password": self._password})
+            self._grant("password", {"email": self._email or "", "password": self._password or ""})
         elif time.time() >= self._renew_at:
             self._renew()
         if self._access_token is None:  # _grant sets it or raises
@@ -71,6 +73,9 @@ class SupabaseSession(requests.auth.AuthBase):
     def expire(self, authorization: str | None) -> None:
         """The server said the token sent as `authorization` expired: renew it before the next
         request, unless another thread has renewed it already."""
+        if not self._email:
+            raise FatalAPIError("the API answered that the token expired, and without email and password there is "
+                                "no login to renew (check api_key)")
         with self._lock:
             if self._access_token is not None and authorization == f"Bearer {self._access_token}":
                 self._renew_at = 0.0
@@ -82,7 +87,7 @@ class SupabaseSession(requests.auth.AuthBase):
                 return
             except FatalAPIError:
                 self._logger.info("Refresh token refused; logging in again with the password.")
-        self._grant("password", {"email": self._email, "password": self._password})
+        self._grant("password", {"email": self._email or "", "password": self._password or ""})
 
     def _grant(self, grant_type: str, body: dict[str, str]) -> None:
         response = self._http.post(

@@ -19,7 +19,8 @@ from urllib.request import url2pathname
 import msgspec
 
 from tap_wiserock_api.errors import SourceDataError
-from tap_wiserock_api.normalize import PLAIN_ISO_PATTERN, records_of
+from tap_wiserock_api.kinds import BOOLEAN, INTEGER, JSON_KINDS, NUMBER
+from tap_wiserock_api.normalize import json_text, records_of
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,42 +47,28 @@ def local_folder(root: str) -> pathlib.Path:
     return pathlib.Path(url2pathname(parsed.netloc + parsed.path)).resolve()
 
 
-def arrow_type(prop: dict[str, t.Any]) -> pa.DataType:
-    """The parquet column type of a JSON-schema property."""
+def arrow_type(kind: str) -> pa.DataType:
+    """The parquet column type of a column kind: integers int64, booleans bool, everything else
+    text the loader's COPY reads (numbers as exact decimal text, dates and date-times as the API
+    wrote them, JSON values as JSON text)."""
     import pyarrow as pa  # only BATCH mode needs pyarrow: discovery starts faster without it
 
-    types = prop.get("type", [])
-    if "integer" in types:
-        return pa.int64()
-    if "boolean" in types:
-        return pa.bool_()
-    if prop.get("format") == "date-time":
-        return pa.timestamp("us", tz="UTC")
-    return pa.string()
+    return {INTEGER: pa.int64(), BOOLEAN: pa.bool_()}.get(kind, pa.string())
 
 
-def plain_iso_instants(values: list[t.Any]) -> pa.Array | None:
-    """A column of timestamps all in PostgREST's plain form (normalize.PLAIN_ISO_PATTERN) or
-    null, parsed by Arrow in C into UTC instants, the instants normalize.to_instant gives them;
-    None when any value is in another form, or not a valid instant (the converter then takes
-    every value, and names a bad one)."""
-    import pyarrow as pa  # see arrow_type
-    import pyarrow.compute as pc
-
-    try:
-        text = pa.array(values, pa.string())
-        if pc.all(pc.match_substring_regex(text, f"^{PLAIN_ISO_PATTERN}$")).as_py() is False:
-            return None
-        return text.cast(pa.timestamp("us", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
+def arrow_values(kind: str, values: list[t.Any]) -> list[t.Any]:
+    """A converted column as the values of its parquet column."""
+    if kind == NUMBER:
+        return [None if value is None else str(value) for value in values]
+    if kind in JSON_KINDS:
+        return [None if value is None else json_text(value) for value in values]
+    return values
 
 
 class BatchFiles:
     """The batch files of one stream in one run."""
 
-    def __init__(self, config: BatchConfig, *, max_bytes: int, tap: str, stream: str,
-                 properties: dict[str, dict[str, t.Any]]) -> None:
+    def __init__(self, config: BatchConfig, *, max_bytes: int, tap: str, stream: str, kinds: dict[str, str]) -> None:
         # singer-sdk's settings schema allows only parquet or jsonl, gzip or none.
         encoding = config.encoding
         self.compression = encoding.compression or "none"
@@ -93,7 +80,7 @@ class BatchFiles:
         self._stem = f"{config.storage.prefix or ''}{tap}--{stream}-{uuid.uuid4()}"
         self._max_rows = config.batch_size
         self._max_bytes = max_bytes
-        self._properties = properties
+        self.kinds = kinds
         self._count = 0
         self._rows = 0
         self._file: _OpenFile | None = None
@@ -106,7 +93,7 @@ class BatchFiles:
                 self._count += 1
                 path = self._folder / f"{self._stem}-{self._count:05d}{self._suffix}"
                 self._folder.mkdir(parents=True, exist_ok=True)
-                self._file = (_ParquetFile(path, self._properties, self.compression, self._stream)
+                self._file = (_ParquetFile(path, self.kinds, self.compression, self._stream)
                               if self.format == "parquet"
                               else _JsonLinesFile(path, self.compression))
             take = min(rows - offset, self._max_rows - self._rows)
@@ -147,15 +134,15 @@ class _OpenFile(t.Protocol):
 
 
 class _ParquetFile:
-    def __init__(self, path: pathlib.Path, properties: dict[str, dict[str, t.Any]], compression: str,
-                 stream: str) -> None:
+    def __init__(self, path: pathlib.Path, kinds: dict[str, str], compression: str, stream: str) -> None:
         import pyarrow as pa  # see arrow_type
         import pyarrow.parquet as pq
 
         self.path = path
         self._pa = pa
         self._stream = stream
-        self._schema = pa.schema([(name, arrow_type(prop)) for name, prop in properties.items()])
+        self._kinds = kinds
+        self._schema = pa.schema([(name, arrow_type(kind)) for name, kind in kinds.items()])
         self._sink = pa.OSFile(str(path), "wb")
         # No dictionaries or statistics: a batch file is read once, in full (writing a page of
         # notes takes a quarter of the time without them).
@@ -167,9 +154,9 @@ class _ParquetFile:
         pa = self._pa
         arrays = []
         for field in self._schema:
-            values = columns[field.name]
+            values = arrow_values(self._kinds[field.name], columns[field.name])
             try:
-                arrays.append(values if isinstance(values, pa.Array) else pa.array(values, field.type))
+                arrays.append(pa.array(values, field.type))
             except (pa.ArrowException, OverflowError) as exc:  # e.g. an integer beyond 64 bits
                 raise SourceDataError(f"table '{self._stream}', column {field.name}: cannot be stored as "
                                       f"{field.type}: {str(exc)[:200]}") from None
@@ -186,7 +173,7 @@ class _ParquetFile:
 class _JsonLinesFile:
     """Raw records, one JSON object per line, as singer-sdk's jsonl batches hold them."""
 
-    _encoder = msgspec.json.Encoder()
+    _encoder = msgspec.json.Encoder(decimal_format="number")  # numbers as numbers, as in RECORD messages
 
     def __init__(self, path: pathlib.Path, compression: str) -> None:
         self.path = path

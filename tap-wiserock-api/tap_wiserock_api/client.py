@@ -1,16 +1,18 @@
-"""The PostgREST table stream: keyset paging read ahead in threads, error classification, backoff.
+"""The PostgREST table stream's reading: keyset paging read ahead in threads, error
+classification, backoff; and the OpenAPI description at the API's root.
 
-A table is read in key order by keyset paging (`id=gt.<last id>&order=id.asc`): it neither
-skips nor repeats rows when rows are inserted or deleted during the read, and it never takes
-a short page for the last one (the server's max-rows cap may be below `page_size`): a key
-range ends at its first empty page. The next page is requested as soon as the current page's
-last id is known, while the current page is converted. A large table is split into disjoint
-key ranges read at once (`parallel_requests`), the last one open-ended; pages still come out
-in key order (see prefetch.py).
+A table is read in key order by keyset paging (keyset.py): it neither skips nor repeats rows
+when rows are inserted or deleted during the read, and it never takes a short page for the
+last one (the server's max-rows cap may be below `page_size`): a key range ends at its first
+empty page. The next page is requested as soon as the current page's last key is known, while
+the current page is converted. A table with a single integer key is split into disjoint key
+ranges read at once (`parallel_requests`), the last one open-ended; pages still come out in
+key order (see prefetch.py). Other keys are read as one ordered range.
 """
 
 from __future__ import annotations
 
+import decimal
 import functools
 import itertools
 import math
@@ -25,9 +27,7 @@ from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_wiserock_api.batches import BatchFiles, plain_iso_instants
 from tap_wiserock_api.errors import describe, error_code, server_message
-from tap_wiserock_api.normalize import convert_page, converter_for, records_of
 from tap_wiserock_api.prefetch import KeyRange, OrderedPrefetch, Page
 
 if sys.version_info >= (3, 12):
@@ -39,10 +39,11 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     from backoff.types import Details
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
 
     from tap_wiserock_api.auth import SupabaseSession
+    from tap_wiserock_api.keyset import Keyset
+    from tap_wiserock_api.tables import TableSetting
     from tap_wiserock_api.tap import TapWiseRockApi
 
 
@@ -56,22 +57,33 @@ RANGE_PAGES = 4
 # pages take about three times their bytes. At 100,000 notes, 8 MiB made RECORD mode's peak
 # RSS 1.65x its value at 10,000; 4 MiB 1.26x, with the same speed at 50 ms latency.
 PREFETCH_BUDGET_BYTES = 4 * 2**20
-_decode_page = msgspec.json.Decoder().decode
+# Numbers as decimals: every digit the API sent (0.1 stays 0.1). msgspec keeps integers of any size.
+_decode_page = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
+DESCRIPTION_MEDIA_TYPE = "application/openapi+json"
+# Answers that mean "this key may not read the description" (the platform's 403 for the anon
+# key, 401 where the gateway wants another key, 404 where the root is not exposed).
+DESCRIPTION_REFUSED = frozenset({401, 403, 404})
 
 
-class PostgrestStream(RESTStream["int | None"]):
-    """A full-table read of one PostgREST table, ordered by its integer primary key."""
+class DescriptionRefusedError(FatalAPIError):
+    """The API's root refused this key: the tables' shape must come from their rows."""
 
-    primary_keys: t.ClassVar[list[str]] = ["id"]
-    # convert_page builds every record to the schema already; conforming it again per
+
+class PostgrestStream(RESTStream["tuple | None"]):
+    """Reads one PostgREST table or view in key order; streams.py gives it its columns and key."""
+
+    # The page conversion builds every record to the schema already; conforming it again per
     # record is pure overhead.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: TapWiseRockApi) -> None:
-        super().__init__(tap=tap)
+    def __init__(self, tap: TapWiseRockApi, setting: TableSetting) -> None:
+        # Columns come from discovery (streams.py), which fills this schema in place.
+        super().__init__(tap=tap, name=setting.name, schema={"type": "object", "properties": {}})
+        self.tap = tap
+        self.setting = setting
         self.session = tap.session
         self.message_writer = tap.message_writer
-        self._converters = {name: converter_for(prop) for name, prop in self.schema["properties"].items()}
+        self.keyset: Keyset | None = None
         self._http = threading.local()  # one requests session per reader thread
         self._send = self.request_decorator(self._send_once)
 
@@ -115,23 +127,30 @@ class PostgrestStream(RESTStream["int | None"]):
         return
 
     @override
-    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
-        key = self.primary_keys[0]
-        params = {"select": ",".join(self.schema["properties"]), "order": f"{key}.asc",
-                  "limit": self.config["page_size"]}
-        if next_page_token is not None:
-            params[key] = f"gt.{next_page_token}"
-        return params
+    def get_url_params(self, context: Context | None, next_page_token: tuple | None) -> list[tuple[str, t.Any]]:
+        """Every column (`select=*`: a column added since discovery shows, and fails the run, instead
+        of being left out), in key order, after the key `next_page_token`."""
+        keyset = self._keyset()
+        return [("select", "*"), ("order", keyset.order), ("limit", self.config["page_size"]),
+                *keyset.after(next_page_token)]
+
+    def _keyset(self) -> Keyset:
+        if self.keyset is None:
+            raise RuntimeError(f"table '{self.name}' was read before its key was discovered")
+        return self.keyset
 
     @override
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
         if status < 400:
             return
-        where = f"reading table '{self.name}'"
+        describing = response.request.url is not None and response.request.url.split("?")[0].endswith("/rest/v1/")
+        where = "reading the API's description" if describing else f"reading table '{self.name}'"
         if status == 401 and self._says_jwt_expired(response):
             self.session.expire(response.request.headers.get("Authorization"))
             raise RetriableAPIError(f"access token expired {where}; renewing it", response)
+        if describing and status in DESCRIPTION_REFUSED:
+            raise DescriptionRefusedError(describe(response))
         if status == 401:
             raise FatalAPIError(f"{describe(response)} {where} (check api_key)")
         if status == 404:
@@ -155,110 +174,97 @@ class PostgrestStream(RESTStream["int | None"]):
             raise FatalAPIError(f"reading table '{self.name}': expected a JSON array, got {type(rows).__name__}")
         return rows
 
-    @override
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        for page in self.request_pages(context):
-            yield from records_of(convert_page(page.rows, self._converters, self.name))
-        # Only reached once every page has been read and every record written.
-        self.message_writer.release_activate_version()
-
-    @override
-    def get_batches(self, batch_config: BatchConfig,
-                    context: Context | None = None) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Each page becomes part of a batch file in one step, column by column."""
-        selected = [name for name in self.schema["properties"] if self.mask[("properties", name)]]
-        files = BatchFiles(batch_config, max_bytes=self.config["batch_file_max_bytes"], tap=self.tap_name,
-                           stream=self.name, properties={name: self.schema["properties"][name] for name in selected})
-        parquet = files.format == "parquet"
-        converters = {name: converter_for(self.schema["properties"][name], instants=parquet) for name in selected}
-        fast = {name: plain_iso_instants for name in selected
-                if parquet and self.schema["properties"][name].get("format") == "date-time"}
-        with self.get_record_counter() as counter:
-            try:
-                for page in self.request_pages(context):
-                    columns = convert_page(page.rows, converters, self.name, fast)
-                    counter.increment(len(page.rows))
-                    for url in files.add(columns, len(page.rows)):
-                        yield batch_config.encoding, [url]
-                for url in files.finish():
-                    yield batch_config.encoding, [url]
-            except BaseException:
-                files.discard()
-                raise
-        # singer-sdk writes each BATCH message after this generator yields it: resumed here,
-        # the last one is out, so ACTIVATE_VERSION now follows every batch of the stream.
-        self.message_writer.release_activate_version()
-
-    # -- reading -------------------------------------------------------------------
-    def request_pages(self, context: Context | None) -> Iterator[Page]:
-        """Every row of the table, a page at a time, in key order."""
-        parallel = self.config["parallel_requests"]
-        first, total = self._request_page(context, KeyRange(None, None), count="estimated" if parallel > 1 else None)
-        if not first.rows:
+    # -- reading ------------------------------------------------------------------
+    def request_pages(self, context: Context | None, first: tuple[Page, int | None] | None = None) -> Iterator[Page]:
+        """Every row of the table, a page at a time, in key order. `first`: the first page and
+        the server's row estimate, when discovery has read it already."""
+        parallel = self.config["parallel_requests"] if self._keyset().splittable else 1
+        page, total = first or self.request_page(context, KeyRange(None, None), count="estimated" if parallel > 1 else None)
+        if not page.rows:
             return
-        ranges = self._plan_ranges(context, first, total, parallel)
+        ranges = self._plan_ranges(context, page, total, parallel)
         read_range = functools.partial(self._read_range, context)
         with OrderedPrefetch(ranges, read_range, workers=parallel, budget_bytes=PREFETCH_BUDGET_BYTES,
                              name=self.name) as pages:
-            yield first  # converted while the readers already ask for the next pages
+            yield page  # converted while the readers already ask for the next pages
             yield from pages
 
     def _plan_ranges(self, context: Context | None, first: Page, total: int | None, parallel: int) -> list[KeyRange]:
         """The rest of the table as key ranges: one, or about RANGE_PAGES pages each, by the
         server's estimate of the row count and the key span (an uneven spread of keys makes
-        some ranges longer, never wrong)."""
-        key = self.primary_keys[0]
-        last = first.rows[-1][key]
+        some ranges longer, never wrong). Only a single integer key is split."""
+        keyset = self._keyset()
+        last = keyset.cursor_of(first.rows[-1])
         per_page = len(first.rows)  # the server's cap, when it is below page_size
         pages_left = ((total or 0) - per_page) / per_page
         if parallel == 1 or pages_left < 2 * RANGE_PAGES:
             return [KeyRange(last, None)]
-        top_rows = self._request_page(context, KeyRange(last, None), select=key, descending=True, limit=1)[0].rows
+        top_rows = self.request_page(context, KeyRange(last, None), select=keyset.key[0], descending=True, limit=1)[0].rows
         if not top_rows:
             return [KeyRange(last, None)]
         count = math.ceil(pages_left / RANGE_PAGES)
-        width = (top_rows[0][key] - last) / count
-        inner = {last + math.floor(width * n) for n in range(1, count)} - {last}  # keys may be few and dense
-        bounds = [last, *sorted(inner), None]
-        return [KeyRange(lower, upper) for lower, upper in itertools.pairwise(bounds)]
+        low = last[0]
+        width = (top_rows[0][keyset.key[0]] - low) / count
+        inner = {low + math.floor(width * n) for n in range(1, count)} - {low}  # keys may be few and dense
+        bounds = [low, *sorted(inner), None]
+        return [KeyRange((lower,), upper) for lower, upper in itertools.pairwise(bounds)]
 
     def _read_range(self, context: Context | None, key_range: KeyRange) -> Iterator[Page]:
         """Keyset paging within one range, until its first empty page. A bounded range asks the
         server to count what is left of it (cheap: an index range), and ends without that empty
         page when a page holds all of it."""
+        keyset = self._keyset()
         bounded = key_range.upper is not None
         cursor = key_range.lower
         while True:
-            page, left = self._request_page(context, KeyRange(cursor, key_range.upper), count="exact" if bounded else None)
+            page, left = self.request_page(context, KeyRange(cursor, key_range.upper), count="exact" if bounded else None)
             if not page.rows:
                 return
-            last = page.rows[-1][self.primary_keys[0]]
             # Checked because a filter the server ignored would repeat rows, never fail.
-            if (cursor is not None and last <= cursor) or (bounded and last > key_range.upper):
-                raise FatalAPIError(f"reading table '{self.name}': the server ignored the key filter "
-                                    f"(asked for keys above {cursor} up to {key_range.upper}, got {last})")
+            last = keyset.check_progress(cursor, page.rows, key_range.upper)
             yield page
             if left is not None and left <= len(page.rows):
                 return
             cursor = last
 
-    def _request_page(self, context: Context | None, key_range: KeyRange, *, count: str | None = None,
-                      select: str | None = None, descending: bool = False, limit: int | None = None,
-                      ) -> tuple[Page, int | None]:
-        """One page of keys above `key_range.lower` (and up to its `upper`); with `count`
+    def request_page(self, context: Context | None, key_range: KeyRange, *, count: str | None = None,
+                     select: str | None = None, descending: bool = False, limit: int | None = None,
+                     ) -> tuple[Page, int | None]:
+        """One page of keys after `key_range.lower` (and up to its `upper`); with `count`
         (PostgREST's exact, planned or estimated), also the number of rows in that key range."""
-        key = self.primary_keys[0]
-        params = list(self.get_url_params(context, key_range.lower).items())
+        keyset = self._keyset()
+        params = self.get_url_params(context, key_range.lower)
         if select:
             params = [(name, value) for name, value in params if name not in {"select", "order", "limit"}]
-            params += [("select", select), ("order", f"{key}.{'desc' if descending else 'asc'}"), ("limit", limit)]
-        if key_range.upper is not None:
-            params.append((key, f"lte.{key_range.upper}"))
+            params += [("select", select), ("order", keyset.descending() if descending else keyset.order), ("limit", limit)]
+        params += keyset.up_to(key_range.upper)
         headers = self.http_headers | ({"Prefer": f"count={count}"} if count else {})
         request = self.build_prepared_request(method="GET", url=self.get_url(context), params=params, headers=headers)
         response = self._send(request)
         total = response.headers.get("Content-Range", "").rpartition("/")[2] if count else ""
-        return Page(self.parse_response(response), len(response.content)), int(total) if total.isdigit() else None
+        page = Page(self.parse_response(response), len(response.content))
+        if not select:
+            self.check_columns(page.rows)
+        return page, int(total) if total.isdigit() else None
+
+    def check_columns(self, rows: list[dict[str, t.Any]]) -> None:
+        """Called with each page read (streams.py checks that its columns are the discovered ones)."""
+
+    def read_description(self) -> dict[str, t.Any] | None:
+        """The API's OpenAPI description (`GET /rest/v1/`), or None when this key may not read it."""
+        request = self.build_prepared_request(method="GET", url=self.url_base + "/",
+                                              headers={**self.http_headers, "Accept": DESCRIPTION_MEDIA_TYPE})
+        try:
+            response = self._send(request)
+        except DescriptionRefusedError as exc:
+            self.logger.info("The API's description is not readable with this key (%s): columns and types come from "
+                             "the rows.", exc)
+            return None
+        try:
+            document = _decode_page(response.content)
+        except msgspec.DecodeError:
+            return None
+        return document if isinstance(document, dict) else None
 
     def _send_once(self, request: requests.PreparedRequest) -> requests.Response:
         """One attempt, authenticated anew (a retry carries the current token); `request_decorator`

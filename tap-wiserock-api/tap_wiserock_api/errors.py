@@ -15,6 +15,14 @@ class SourceDataError(Exception):
     """A row from the API holds a value the tap cannot represent faithfully."""
 
 
+class SourceShapeError(Exception):
+    """A table's columns or key are not what the run needs (changed, missing, unusable)."""
+
+
+class SettingError(ValueError):
+    """A setting the tap cannot work with, named in one line."""
+
+
 def error_code(response: requests.Response) -> str | None:
     """The machine-readable error code (PostgREST `code`, GoTrue `error_code` or `code`)."""
     body = _json_body(response)

@@ -24,9 +24,10 @@ Row = dict[str, t.Any]
 
 @dataclasses.dataclass(frozen=True)
 class KeyRange:
-    """Keys above `lower` (None: from the first) up to and including `upper` (None: to the last)."""
+    """Keys after `lower` (a key's values; None: from the first) up to and including `upper` (an
+    integer, for a table split into ranges; None: to the last)."""
 
-    lower: int | None
+    lower: tuple[t.Any, ...] | None
     upper: int | None
 
 

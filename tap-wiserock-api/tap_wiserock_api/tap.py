@@ -16,12 +16,15 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_wiserock_api.auth import SupabaseSession
 from tap_wiserock_api.batches import BatchConfigError
-from tap_wiserock_api.errors import SourceDataError
-from tap_wiserock_api.streams import STREAM_TYPES
+from tap_wiserock_api.errors import SettingError, SourceDataError, SourceShapeError
+from tap_wiserock_api.kinds import SETTING_KINDS
+from tap_wiserock_api.openapi import describe_tables
+from tap_wiserock_api.streams import TableStream
+from tap_wiserock_api.tables import DEFAULT_TABLES, parents_first, parse_tables
 from tap_wiserock_api.writer import ActivateVersionAtEndWriter
 
 if TYPE_CHECKING:
-    from tap_wiserock_api.client import PostgrestStream
+    from singer_sdk.streams import Stream
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -29,8 +32,8 @@ else:
     from typing_extensions import override
 
 # Failures a user can act on: reported in one line, without a traceback.
-EXPECTED_FAILURES = (FatalAPIError, RetriableAPIError, SourceDataError, BatchConfigError,
-                     requests.RequestException, OSError)
+EXPECTED_FAILURES = (FatalAPIError, RetriableAPIError, SourceDataError, SourceShapeError, SettingError,
+                     BatchConfigError, requests.RequestException, OSError)
 # singer-sdk reads config files with simplejson.
 CONFIG_SYNTAX_ERRORS = (json.JSONDecodeError, simplejson.JSONDecodeError)
 
@@ -46,10 +49,20 @@ class TapWiseRockApi(Tap):
                     description="Base URL of the Supabase project, e.g. https://abc.supabase.co"),
         th.Property("api_key", th.StringType, required=True, secret=True, title="API key",
                     description="The project's anon (or service) key, sent as the apikey header"),
-        th.Property("email", th.StringType, required=True, title="Email",
-                    description="Email of the Supabase Auth user the tap logs in as"),
-        th.Property("password", th.StringType, required=True, secret=True, title="Password",
+        th.Property("email", th.StringType, title="Email",
+                    description="Email of the Supabase Auth user the tap logs in as; leave email and password empty "
+                                "to read as the key's own role (the service-role key: every row)"),
+        th.Property("password", th.StringType, secret=True, title="Password",
                     description="Password of that user"),
+        th.Property("tables", th.ArrayType(th.ObjectType(
+            th.Property("name", th.StringType, required=True, description="The PostgREST table or view"),
+            th.Property("key", th.CustomType({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+                        description="Key column(s); default: the primary key in the API's description, else id"),
+            th.Property("column_types", th.ObjectType(additional_properties=th.StringType(allowed_values=list(SETTING_KINDS))),
+                        description="Forced column types: " + ", ".join(SETTING_KINDS)),
+            th.Property("parents", th.ArrayType(th.StringType), description="Tables loaded before this one"),
+        )), default=DEFAULT_TABLES, title="Tables",
+            description="Tables and views to load, parents first: name, optional key, column_types and parents"),
         th.Property("page_size", th.IntegerType(minimum=1), default=1000, title="Page size",
                     description="Rows asked for per request; the server may cap it lower, which is handled"),
         th.Property("request_timeout", th.IntegerType(minimum=1), default=300, title="Request timeout",
@@ -76,20 +89,58 @@ class TapWiseRockApi(Tap):
 
     @cached_property
     def session(self) -> SupabaseSession:
-        """One login for the whole run, shared by every stream."""
+        """One login for the whole run, shared by every stream (none without email and password)."""
+        email, password = self.config.get("email") or None, self.config.get("password") or None
+        if (email is None) != (password is None):
+            raise SettingError("email and password go together: set both (a user login), or neither (the key's own role)")
         return SupabaseSession(
-            api_url=self.config["api_url"], api_key=self.config["api_key"], email=self.config["email"],
-            password=self.config["password"], timeout=self.config["request_timeout"],
-            user_agent=self.config["user_agent"], logger=self.logger)
+            api_url=self.config["api_url"], api_key=self.config["api_key"], email=email, password=password,
+            timeout=self.config["request_timeout"], user_agent=self.config["user_agent"], logger=self.logger)
+
+    @cached_property
+    def table_streams(self) -> list[TableStream]:
+        """Every table of the tables setting, its shape read from the API, parents first."""
+        streams = {setting.name: TableStream(self, setting) for setting in parse_tables(self.config["tables"])}
+        if not streams:
+            raise SettingError("tables is empty: list the tables to load, e.g. [{\"name\": \"user\"}]")
+        document = next(iter(streams.values())).read_description()
+        descriptions = describe_tables(document) if document is not None else None
+        if document is not None and descriptions is None:
+            self.logger.warning("The API's root did not answer with an OpenAPI description: columns and types come "
+                                "from the rows.")
+        for stream in streams.values():
+            stream.discover(descriptions)
+        order, cycle = parents_first(list(streams), {name: stream.parents for name, stream in streams.items()})
+        if cycle:
+            self.logger.warning("Tables %s reference each other; they are loaded in the listed order.", ", ".join(cycle))
+        return [streams[name] for name in order]
 
     @override
-    def discover_streams(self) -> list[PostgrestStream]:
-        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+    def discover_streams(self) -> list[Stream]:
+        return list(self.table_streams)
 
     @override
-    def load_streams(self) -> list[PostgrestStream]:
-        """Keep the discovery order, parents first (the SDK's default sorts by name)."""
-        return self.discover_streams()
+    def load_streams(self) -> list[Stream]:
+        """Parents first (the SDK's default sorts by name)."""
+        return list(self.table_streams)
+
+    @override
+    def sync_all(self) -> None:
+        """Every stream's columns are known and announced before the first message; the final STATE
+        remembers each table's rows and columns (for the RLS warning and empty tables)."""
+        for stream in self.streams.values():  # (the SDK's streams: the catalog applied)
+            if not isinstance(stream, TableStream):
+                continue
+            if not stream.remember_columns():
+                stream.selected = False
+                self.logger.warning(
+                    "Table '%s' returned no rows and its columns cannot be known with this key (the API's description "
+                    "is not readable): nothing is loaded for it this run; its staging table, if any, keeps its rows.",
+                    stream.name)
+            elif stream.selected:
+                stream.announce()
+        super().sync_all()
+        self.state_writer.write_state(self.state)
 
 
 def main() -> None:

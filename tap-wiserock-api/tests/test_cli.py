@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
 from tests.conftest import assert_same_rows, run_tap, tap_config
 from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
@@ -20,7 +19,7 @@ def test_about_lists_settings_and_marks_secrets(tmp_path):
                if name in {"api_url", "api_key", "email", "password", "page_size"})
 
 
-def test_discover_describes_both_tables(start_sandbox, tmp_path):
+def test_discover_describes_both_tables_from_their_rows(start_sandbox, tmp_path):
     server = start_sandbox(users=5, notes=5)
     catalog = json.loads(run_tap(tmp_path, tap_config(server), "--discover").stdout)
     streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
@@ -30,7 +29,8 @@ def test_discover_describes_both_tables(start_sandbox, tmp_path):
         assert stream["schema"]["properties"]["id"]["type"] == ["integer"]
         assert stream["schema"]["properties"]["activeflag"]["type"] == ["boolean", "null"]
         assert stream["schema"]["properties"]["created_at"]["format"] == "date-time"
-    assert server.sandbox.stats.token_requests == 0  # discovery needs no login
+    assert list(streams["note"]["schema"]["properties"]) == list(server.sandbox.rows("note")[0])
+    assert server.sandbox.stats.logins == 1 and server.sandbox.stats.reads == 2  # one login, a first page per table
 
 
 def test_catalog_selects_streams(start_sandbox, tmp_path):
@@ -79,12 +79,3 @@ def test_no_activate_version_for_a_stream_that_fails_midway(start_sandbox, tmp_p
     assert run.returncode != 0
     assert 0 < len(run.records("user")) < 300
     assert run.of_type("ACTIVATE_VERSION") == []
-
-
-def test_committed_catalog_is_what_discovery_gives(tmp_path):
-    """catalog.json lets Meltano skip the discovery run (`catalog:` in meltano.yml); it must
-    stay exactly what --discover prints (regenerate it with that command)."""
-    config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "email": "e", "password": "p"}
-    discovered = json.loads(run_tap(tmp_path, config, "--discover").stdout)
-    committed = json.loads((pathlib.Path(__file__).parents[1] / "catalog.json").read_text())
-    assert committed == discovered

@@ -32,14 +32,15 @@ def test_missing_or_invalid_api_key(start_sandbox, tmp_path, api_key):
     assert server.sandbox.stats.token_requests == 1
 
 
-def test_unknown_table_fails_after_its_parents_without_activating_a_version(start_sandbox, tmp_path):
+def test_unknown_table_fails_before_any_message(start_sandbox, tmp_path):
+    """Every table is discovered before the first message: a missing one fails the run before any
+    stream starts, so a loader has nothing to commit."""
     server = start_sandbox()
     server.sandbox.drop_table("note")
     run = run_tap(tmp_path, tap_config(server, emit_activate_version_messages=True))
     assert_one_line_failure(run, "table 'note' not found", "HTTP 404", "PGRST205")
     assert server.sandbox.stats.statuses[404] == 1
-    assert len(run.records("user")) == len(server.sandbox.rows("user"))
-    assert [m["stream"] for m in run.of_type("ACTIVATE_VERSION")] == ["user"]
+    assert run.messages == []
 
 
 @pytest.mark.parametrize(("config_text", "fragment"), [

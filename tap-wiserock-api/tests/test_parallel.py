@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tap_wiserock_api import client
+from tap_wiserock_api import streams
 from tap_wiserock_api.tap import TapWiseRockApi
 from tests.conftest import assert_same_rows, run_tap, tap_config
 from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
@@ -85,7 +85,7 @@ def test_next_page_is_requested_before_the_current_page_is_converted(start_sandb
     reach the server before the page before it has been converted (the reader may run further ahead)."""
     server = start_sandbox(users=200, notes=0, latency=0.05)
     conversions: list[tuple[float, float]] = []
-    convert = client.convert_page
+    convert = streams.convert_page
 
     def slow_convert(*args, **kwargs):
         started = time.monotonic()
@@ -94,7 +94,7 @@ def test_next_page_is_requested_before_the_current_page_is_converted(start_sandb
         conversions.append((started, time.monotonic()))
         return result
 
-    monkeypatch.setattr(client, "convert_page", slow_convert)
+    monkeypatch.setattr(streams, "convert_page", slow_convert)
     config = {"api_url": server.url, "api_key": SANDBOX_API_KEY, "email": SANDBOX_EMAIL,
               "password": SANDBOX_PASSWORD, "page_size": 50, "parallel_requests": 1}
     TapWiseRockApi(config=config).sync_all()

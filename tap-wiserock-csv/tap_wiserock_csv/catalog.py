@@ -20,6 +20,7 @@ from tap_wiserock_csv.cache import fingerprint, plan_stamp
 from tap_wiserock_csv.checks import RowCheck
 from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.kinds import kind_of_schema
+from tap_wiserock_csv.layout import with_title_line_hint
 from tap_wiserock_csv.plan import FilePlan, plan_file, read_checked
 from tap_wiserock_csv.streams import METADATA_COLUMNS
 
@@ -84,7 +85,10 @@ class Planner:
             self.logger.info("Reusing the plan of %s: the file and its settings are unchanged.", options.label)
             return plan
         started = time.perf_counter()
-        plan = plan_file(options, self.logger)
+        try:
+            plan = plan_file(options, self.logger)
+        except CsvInputError as error:
+            raise with_title_line_hint(error, options) from None
         if plan is not None:
             self.cache.put(options, file_fingerprint, plan)
             self.logger.info("Typed %s from its content in %.1f s.", options.label, time.perf_counter() - started)

@@ -54,32 +54,70 @@ def snake_name(text: str, position: int) -> str:
     return name
 
 
-def column_names(headers: t.Sequence[str], source: str, line: int = 1) -> list[str]:
-    """Normalized names of a header row; two headers that collide are an error."""
+def _suffixed(name: str, number: int) -> str:
+    """`id` -> `id_2`; a long name is cut so that the suffix stays within 63 bytes."""
+    suffix = f"_{number}"
+    return f"{name[:MAX_NAME_BYTES - len(suffix)].rstrip('_')}{suffix}"
+
+
+def column_names(headers: t.Sequence[str], source: str, line: int = 1, *, rename_repeats: bool = True) -> list[str]:
+    """Normalized names of a header row.
+
+    A name already taken by an earlier header gets `_2`, `_3`, ... (the first free number:
+    a suffix never takes a name another header has of its own); with `rename_repeats` false
+    it is an error naming both headers.
+    """
+    bases = [snake_name(header, position) for position, header in enumerate(headers, start=1)]
+    taken = set(bases)
     names: list[str] = []
     first_header: dict[str, str] = {}
-    for position, header in enumerate(headers, start=1):
-        name = snake_name(header, position)
-        if name in first_header:
-            raise CsvInputError(f"{source} line {line}: headers {first_header[name]!r} and {header!r} "
-                                f"both normalize to column name {name!r}")
-        first_header[name] = header
-        names.append(name)
+    for header, base in zip(headers, bases, strict=True):
+        if base not in first_header:
+            first_header[base] = header
+            names.append(base)
+            continue
+        if not rename_repeats:
+            raise CsvInputError(f"{source} line {line}: headers {first_header[base]!r} and {header!r} "
+                                f"both normalize to column name {base!r}")
+        number = 2
+        while _suffixed(base, number) in taken:
+            number += 1
+        taken.add(_suffixed(base, number))
+        names.append(_suffixed(base, number))
     return names
+
+
+def renamed_columns(headers: t.Sequence[str], columns: t.Sequence[str]) -> list[str]:
+    """Each group of headers that normalize to one name, as `'ID' (column 1) -> id, 'id' (column 3) -> id_2`."""
+    groups: dict[str, list[int]] = {}
+    for index, header in enumerate(headers):
+        groups.setdefault(snake_name(header, index + 1), []).append(index)
+    return [", ".join(f"{headers[i]!r} (column {i + 1}) -> {columns[i]}" for i in indexes)
+            for indexes in groups.values() if len(indexes) > 1]
 
 
 def resolve_columns(requested: t.Iterable[str], headers: t.Sequence[str], columns: t.Sequence[str],
                     *, source: str, what: str) -> dict[str, str]:
-    """Map names given in settings to column names: the normalized name, or the header as written."""
-    by_header = {header.strip(): column for header, column in zip(headers, columns, strict=True)}
+    """Map names given in settings to column names: the column name, else the header as written.
+
+    A column name wins (`id` is the column named id even where another column's header is
+    written `id`); a header written the same way over several columns must be given by its
+    column name (`id_2`).
+    """
+    by_header: dict[str, list[str]] = {}
+    for header, column in zip(headers, columns, strict=True):
+        by_header.setdefault(header.strip(), []).append(column)
     resolved: dict[str, str] = {}
     unknown: list[str] = []
     for name in requested:
-        column = name if name in columns else by_header.get(name.strip())
-        if column is None:
-            unknown.append(name)
+        found = [name] if name in columns else by_header.get(name.strip(), [])
+        if len(found) > 1:
+            raise CsvInputError(f"{source}: {what}: {name!r} is the header of {len(found)} columns "
+                                f"({', '.join(found)}); give the column name instead")
+        if found:
+            resolved[name] = found[0]
         else:
-            resolved[name] = column
+            unknown.append(name)
     if unknown:
         raise CsvInputError(f"{source}: {what} not in the file: {', '.join(unknown)} "
                             f"(columns: {', '.join(columns)}; the header as written works too)")

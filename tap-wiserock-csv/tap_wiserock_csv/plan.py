@@ -9,7 +9,7 @@ from tap_wiserock_csv.checks import BadRowPolicy, CheckedBlock, RowCheck, checke
 from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.keys import KeyHashes, find_duplicate
 from tap_wiserock_csv.kinds import ColumnProfile
-from tap_wiserock_csv.naming import column_names, resolve_columns
+from tap_wiserock_csv.layout import Layout, refuse_nothing_after_skipped_lines
 from tap_wiserock_csv.reader import CsvReader
 
 if t.TYPE_CHECKING:
@@ -17,8 +17,6 @@ if t.TYPE_CHECKING:
     import pathlib
 
     from tap_wiserock_csv.rows import Dialect
-
-_USUAL_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,34 +32,11 @@ class FileOptions:
     column_types: tuple[tuple[str, str], ...]
     skip_bad_rows: bool
     max_bad_rows: float | None
+    duplicate_headers: str = "rename"  # or "fail"
 
     def identity(self) -> list[t.Any]:
         return [self.stream, dataclasses.astuple(self.dialect), self.null_values, self.keys, self.column_types,
-                self.skip_bad_rows, self.max_bad_rows]
-
-
-@dataclasses.dataclass
-class Layout:
-    """A header row read with the file's options: column names, forced kinds and keys."""
-
-    headers: list[str]
-    columns: list[str]
-    forced: dict[str, str]
-    keys: list[str]
-
-    @classmethod
-    def of(cls, options: FileOptions, headers: list[str], line: int) -> Layout:
-        _refuse_wrong_delimiter(options, headers, line)
-        columns = column_names(headers, options.label, line)
-        requested = dict(options.column_types)
-        types = resolve_columns(requested, headers, columns, source=options.label, what="column_types columns")
-        forced = {types[name]: kind for name, kind in requested.items()}
-        if options.keys is None:
-            keys = ["id"] if "id" in columns else []
-        else:
-            by_name = resolve_columns(options.keys, headers, columns, source=options.label, what="key columns")
-            keys = list(dict.fromkeys(by_name[name] for name in options.keys))
-        return cls(headers, columns, forced, keys)
+                self.skip_bad_rows, self.max_bad_rows, self.duplicate_headers]
 
 
 @dataclasses.dataclass
@@ -82,22 +57,10 @@ class FilePlan:
         return cls(**data)
 
 
-def _refuse_wrong_delimiter(options: FileOptions, headers: list[str], line: int) -> None:
-    if len(headers) != 1:
-        return
-    for delimiter, name in _USUAL_DELIMITERS.items():
-        if delimiter != options.dialect.delimiter and delimiter in headers[0]:
-            raise CsvInputError(
-                f"{options.label} line {line}: the header is one column holding a {name} ({delimiter!r}): the file "
-                f"seems to be {name}-separated; set \"delimiter\": {delimiter!r} in its files entry "
-                f"({{\"path\": \"{options.path.name}\", \"delimiter\": {delimiter!r}}}) or the delimiter setting"
-                .replace("'", '"'))
-
-
 def read_checked(options: FileOptions, columns: list[str], check: RowCheck) -> t.Iterator[CheckedBlock]:
     """Every block of the file through the row check; the header must give the same columns."""
     reader = CsvReader(options.path, options.dialect, label=options.label)
-    if reader.header is None or column_names(reader.header, options.label, reader.header_line) != columns:
+    if reader.header is None or Layout.of(options, reader.header, reader.header_line).columns != columns:
         raise CsvInputError(f"{options.label}: the header changed while the tap was reading the file; run it again")
     for block in reader.blocks():
         yield check.apply(block)
@@ -107,6 +70,7 @@ def plan_file(options: FileOptions, logger: logging.Logger) -> FilePlan | None:
     """Read every row: no later row can contradict a type, a bad row fails before anything is emitted."""
     reader = CsvReader(options.path, options.dialect, label=options.label)
     if reader.header is None:
+        refuse_nothing_after_skipped_lines(options, reader.source.lines_skipped)
         return None
     layout = Layout.of(options, reader.header, reader.header_line)
     check = RowCheck(options.label, layout.columns, layout.keys, layout.forced, options.null_values)

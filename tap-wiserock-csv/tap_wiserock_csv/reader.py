@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from tap_wiserock_csv.errors import CsvInputError
-from tap_wiserock_csv.exact import ExactRows, exact_blocks
+from tap_wiserock_csv.exact import ExactRows, Row, exact_blocks
 from tap_wiserock_csv.rows import BadRow, Block, Dialect
 from tap_wiserock_csv.scan import Scan, scan
 from tap_wiserock_csv.source import Utf8Source
@@ -31,23 +31,28 @@ CHUNK_BYTES = 4 << 20  # measured: 8 MB is 5 % faster and costs 35 MB more peak 
 
 
 class CsvReader:
-    """Reads one file: `header` first (None for a file without one), then `blocks()`, once."""
+    """Reads one file: `header` first (None for a file without one), then `blocks()`, once.
+
+    With `dialect.header` false, `header` holds the first row's fields (their count fixes the
+    columns) and `blocks()` yields that row too, as data.
+    """
 
     def __init__(self, path: pathlib.Path, dialect: Dialect, *, label: str, chunk_bytes: int = CHUNK_BYTES,
                  exact: bool = False) -> None:
         self.dialect = dialect
         self._fast = dialect.fast and not exact  # exact=True: the reference reader alone (tests compare both)
         self.label = label
-        self.source = Utf8Source(path, dialect.encoding, chunk_bytes)
+        self.source = Utf8Source(path, dialect.encoding, chunk_bytes, skip_lines=dialect.skip_lines)
         self._chunks = self.source.chunks()
         self._chunk_bytes = chunk_bytes
         self._buffer = b""
-        self._line = 1  # the physical line the buffer starts on
+        self._line = 1 + dialect.skip_lines  # the physical line the buffer starts on
         self._eof = False
         self._exact: ExactRows | None = None
         self.exact_from: int | None = None  # the line from which the exact reader reads (None: never)
         self.header: list[str] | None = None
         self.header_line = 0
+        self._first_row: Row | None = None  # with dialect.header false: the first data row, read already
         self._read_header()
 
     # -- header -----------------------------------------------------------------------
@@ -62,8 +67,9 @@ class CsvReader:
                 break
         for row in self._switch_to_exact():
             if isinstance(row, BadRow):
-                raise CsvInputError(f"{self.label} line {row.lineno}: header: {row.reason}")
-            self.header, self.header_line = [value or "" for value in row.values], row.lineno
+                what = "header" if self.dialect.header else "first row (it fixes the columns)"
+                raise CsvInputError(f"{self.label} line {row.lineno}: {what}: {row.reason}")
+            self._take_header(row)
             return
 
     def _header_from(self, found: Scan) -> bool:
@@ -76,14 +82,23 @@ class CsvReader:
         rows = list(ExactRows(self._buffer[:stop], iter(()), self._line, self.dialect))
         if len(rows) != 1 or isinstance(rows[0], BadRow):
             return False
-        self.header, self.header_line = [value or "" for value in rows[0].values], rows[0].lineno
+        self._take_header(rows[0])
         self._advance(stop, _count_line_ends(self._buffer[:stop]))
         return True
 
+    def _take_header(self, row: Row) -> None:
+        self.header, self.header_line = [value or "" for value in row.values], row.lineno
+        if not self.dialect.header:
+            self._first_row = row
+
     # -- rows ---------------------------------------------------------------------------
     def blocks(self) -> t.Iterator[Block]:
-        """Every row after the header, in blocks; bad rows (exact reader only) listed per block."""
+        """Every row after the header (every row without one), in blocks; bad rows (exact reader only) listed per block."""
         width = len(self.header or ())
+        if self._first_row is not None:
+            row, self._first_row = self._first_row, None
+            yield _without_empty_rows(Block([pa.array([value], pa.string()) for value in row.values],
+                                            np.array([row.lineno], dtype=np.int64), []))
         if self._exact is None:
             while (found := self._scan()) is not None:
                 block = self._parse(found, width) if found.strict else None

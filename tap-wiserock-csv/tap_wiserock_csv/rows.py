@@ -15,9 +15,13 @@ if t.TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Dialect:
+    """How a file is written: separators, encoding, and where its rows start."""
+
     delimiter: str = ","
     quotechar: str = '"'
     encoding: str = "utf-8"
+    skip_lines: int = 0  # physical lines before the header (title lines), whatever quotes they hold
+    header: bool = True  # False: the first row is data; its field count fixes the columns
 
     def check(self) -> None:
         if len(self.delimiter) != 1 or len(self.quotechar) != 1:

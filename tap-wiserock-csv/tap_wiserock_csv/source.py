@@ -1,4 +1,5 @@
-"""A CSV file's content as UTF-8 bytes: BOM dropped, NULs removed, other encodings transcoded.
+"""A CSV file's content as UTF-8 bytes: BOM dropped, NULs removed, other encodings transcoded,
+title lines (`skip_lines`) left out.
 
 Both readers (the fast column-wise one and the exact row-wise one) parse these bytes, so
 that they see the same text. A byte the encoding cannot decode is carried through as the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import re
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -17,6 +19,7 @@ if t.TYPE_CHECKING:
 
 ESCAPE = "tap_wiserock_csv.escape"
 UNDECODABLE_LOW, UNDECODABLE_HIGH = 0xDC00, 0xDCFF
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def _escape(error: UnicodeError) -> tuple[str, int]:
@@ -47,16 +50,57 @@ def is_utf8(encoding: str) -> bool:
 
 
 @dataclasses.dataclass
+class SkippedLines:
+    """Drops the first `wanted` physical lines of a stream of chunks (LF, CRLF or a lone CR ends one).
+
+    Physical lines, not records: a title line is not CSV the tap must understand (an odd
+    quote in it must not swallow the header), and line numbers stay the file's own.
+    """
+
+    wanted: int
+    count: int = 0
+    _after_cr: bool = False  # the previous chunk ended with the CR of a skipped line: a LF next belongs to it
+    _in_line: bool = False  # part of a line whose end has not come yet
+
+    def rest(self, data: bytes) -> bytes:
+        """What follows the skipped lines in `data`: empty while they go on."""
+        position = 1 if self._after_cr and data[:1] == b"\n" else 0
+        self._after_cr = False
+        while self.count < self.wanted:
+            end = _LINE_END.search(data, position)
+            if end is None:
+                self._in_line = self._in_line or position < len(data)
+                return b""
+            self.count += 1
+            self._in_line = False
+            position = end.end()
+            self._after_cr = end[0] == b"\r" and position == len(data)
+        return data[position:] if position else data
+
+    def finish(self) -> None:
+        """At the end of the file: a last line without a line end is a line too."""
+        if self._in_line and self.count < self.wanted:
+            self.count += 1
+
+
+@dataclasses.dataclass
 class Utf8Source:
-    """Iterates over the file as UTF-8 chunks of about `chunk_bytes`; counts the NULs it removed."""
+    """Iterates over the file as UTF-8 chunks of about `chunk_bytes`; counts the NULs it removed.
+
+    The first `skip_lines` physical lines are left out; `lines_skipped` says how many there were
+    (fewer when the file ends first).
+    """
 
     path: pathlib.Path
     encoding: str
     chunk_bytes: int
+    skip_lines: int = 0
     nuls_removed: int = 0
+    lines_skipped: int = 0
 
     def chunks(self) -> t.Iterator[bytes]:
         register_escape()
+        skipped = SkippedLines(self.skip_lines) if self.skip_lines else None
         utf8 = is_utf8(self.encoding)
         decoder = None if utf8 else codecs.getincrementaldecoder(self.encoding)(errors=ESCAPE)
         at_start = text_at_start = True
@@ -76,7 +120,12 @@ class Utf8Source:
                 if b"\x00" in raw:
                     self.nuls_removed += raw.count(b"\x00")
                     raw = raw.replace(b"\x00", b"")
+                if raw and skipped is not None:
+                    raw = skipped.rest(raw)
                 if raw:
                     yield raw
                 if final:
+                    if skipped is not None:
+                        skipped.finish()
+                        self.lines_skipped = skipped.count
                     return

@@ -12,7 +12,7 @@ from tap_wiserock_csv.batches import BatchFiles
 from tap_wiserock_csv.checks import BadRowPolicy, RowCheck, checked_blocks
 from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.kinds import json_schema
-from tap_wiserock_csv.plan import Layout
+from tap_wiserock_csv.layout import Layout
 from tap_wiserock_csv.reader import CsvReader
 from tap_wiserock_csv.typed import Converter, TypedBlock, arrow_schema
 
@@ -105,6 +105,9 @@ class CsvFileStream(Stream):
         if layout.columns != plan.columns:
             raise CsvInputError(f"{options.label}: the columns changed since discovery ({', '.join(layout.columns)}); "
                                 "re-run discovery")
+        if layout.renamed:  # logged by the sync, which reads every file once per run (discovery may not)
+            self.logger.info("%s line %d: headers repeat a column name, the later ones renamed: %s (duplicate_headers "
+                             "fail refuses such files).", options.label, reader.header_line, "; ".join(layout.renamed))
         check = RowCheck(options.label, plan.columns, list(self.primary_keys), layout.forced, options.null_values)
         policy = BadRowPolicy(options.label, options.skip_bad_rows, options.max_bad_rows, logger=self.logger)
         converter = Converter(options.label, plan.columns, plan.kinds, self._selected_positions(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
+import typing as t
 from functools import cached_property
 
 import platformdirs
@@ -35,6 +36,11 @@ EXPECTED_FAILURES = (CsvInputError, OSError, UnicodeError, LookupError)
 CONFIG_SYNTAX_ERRORS = (json.JSONDecodeError, simplejson.JSONDecodeError)
 NULL_VALUES_DESCRIPTION = ("Values read as null, in any case, quoted or not (e.g. NULL, NA, N/A, -); "
                            "an empty unquoted field is always null, a quoted empty field is an empty string")
+DUPLICATE_HEADERS = ["rename", "fail"]
+DUPLICATE_HEADERS_DESCRIPTION = ("Headers that normalize to a name already taken (ID and id): rename: the later "
+                                 "ones get _2, _3, ...; fail: stop with an error naming both headers")
+SKIP_LINES_DESCRIPTION = ("Physical lines to pass over before the header (title lines of a report), blank ones "
+                          "included; line numbers in messages stay the file's own")
 
 
 class TapWiseRockCsv(Tap):
@@ -54,6 +60,10 @@ class TapWiseRockCsv(Tap):
                     description="Text encoding of the files; a UTF-8 byte-order mark is always accepted"),
         th.Property("null_values", th.ArrayType(th.StringType), default=["NULL"], title="Null values",
                     description=NULL_VALUES_DESCRIPTION),
+        th.Property("duplicate_headers", th.StringType(allowed_values=DUPLICATE_HEADERS), default="rename",
+                    title="Duplicate headers", description=DUPLICATE_HEADERS_DESCRIPTION),
+        th.Property("skip_lines", th.IntegerType(minimum=0), default=0, title="Lines before the header",
+                    description=SKIP_LINES_DESCRIPTION),
         th.Property("on_bad_row", th.StringType(allowed_values=["fail", "skip"]), default="fail",
                     title="On a bad row",
                     description="fail: stop with an error naming file and line; skip: log, count and leave out"),
@@ -88,6 +98,13 @@ class TapWiseRockCsv(Tap):
                             description="Forced types by column name: " + ", ".join(KINDS)),
                 th.Property("delimiter", th.StringType, description="Field separator of this file"),
                 th.Property("null_values", th.ArrayType(th.StringType), description="Null values of this file"),
+                th.Property("duplicate_headers", th.StringType(allowed_values=DUPLICATE_HEADERS),
+                            description="This file's duplicate_headers: rename or fail"),
+                th.Property("skip_lines", th.IntegerType(minimum=0),
+                            description="This file's skip_lines: physical lines before its header"),
+                th.Property("header", th.BooleanType,
+                            description="false: the file has no header; every line is data, in columns column_1 "
+                                        "... column_n (n: the first line's fields)"),
             )),
             title="Per-file overrides",
             description="Listed files are emitted first, in this order (parents before children); "
@@ -119,7 +136,8 @@ class TapWiseRockCsv(Tap):
 
     def file_options(self, path: pathlib.Path, entry: dict) -> FileOptions:
         config = self.config
-        dialect = Dialect(entry.get("delimiter") or config["delimiter"], config["quotechar"], config["encoding"])
+        dialect = Dialect(entry.get("delimiter") or config["delimiter"], config["quotechar"], config["encoding"],
+                          skip_lines=_of_file(entry, config, "skip_lines"), header=entry.get("header") is not False)
         dialect.check()
         column_types = entry.get("column_types") or {}
         for column, kind in column_types.items():
@@ -130,12 +148,12 @@ class TapWiseRockCsv(Tap):
         max_bad_rows = config.get("max_bad_rows")
         if max_bad_rows is not None and max_bad_rows < 0:
             raise CsvInputError(f"max_bad_rows must be 0 or more, not {max_bad_rows}")
-        null_values = entry.get("null_values")
         return FileOptions(
             path=path, label=str(path), stream=entry.get("stream") or snake_name(path.stem, 1), dialect=dialect,
-            null_values=tuple(config["null_values"] if null_values is None else null_values),
+            null_values=tuple(_of_file(entry, config, "null_values")),
             keys=None if keys is None else tuple(keys), column_types=tuple(sorted(column_types.items())),
-            skip_bad_rows=config["on_bad_row"] == "skip", max_bad_rows=max_bad_rows)
+            skip_bad_rows=config["on_bad_row"] == "skip", max_bad_rows=max_bad_rows,
+            duplicate_headers=_of_file(entry, config, "duplicate_headers"))
 
     @override
     def discover_streams(self) -> list[CsvFileStream]:
@@ -159,6 +177,12 @@ class TapWiseRockCsv(Tap):
     def load_streams(self) -> list[CsvFileStream]:
         """Keep the discovery order, parents first (the SDK's default sorts by name)."""
         return self.discover_streams()
+
+
+def _of_file(entry: dict, config: t.Mapping[str, t.Any], name: str) -> t.Any:
+    """A setting's value for one file: its files entry's when given, else the global one."""
+    value = entry.get(name)
+    return config[name] if value is None else value
 
 
 def main() -> None:

@@ -60,7 +60,18 @@ def bad_input(folder: pathlib.Path) -> dict[str, t.Any]:
             "files": [{"path": "bad.csv", "column_types": {"amount": "integer"}}]}
 
 
-CASES = {"sample": sample, "typing": typing_cases, "bad_input": bad_input}
+def vendor_exports(folder: pathlib.Path) -> dict[str, t.Any]:
+    """Issue 17: repeated headers, title lines, no header (with a ragged row), as exported."""
+    write(folder, "repeated.csv", "ID,Name,id,0,0,id_2\n1,a,10,x,5,z\n2,b,20,y,6,\n")
+    write(folder, "titled.csv", 'Sales report "Q3,generated 2026-11-30\r\n"multi\r\nline",x\r\n'
+                                "id,amount\r\n1,5.5\r\n2,-1e3\r\n")
+    write(folder, "dump.csv", "6.320000000000000097e-03,18,x\n2.7e-02,0,\n1,2\n,7,\"\"\n")
+    return {"on_bad_row": "skip", "add_metadata_columns": True,
+            "files": [{"path": "repeated.csv", "keys": ["id_3"]}, {"path": "titled.csv", "skip_lines": 3},
+                      {"path": "dump.csv", "header": False}]}
+
+
+CASES = {"sample": sample, "typing": typing_cases, "bad_input": bad_input, "vendor_exports": vendor_exports}
 ENCODINGS = [("parquet", "none"), ("parquet", "gzip"), ("jsonl", "none"), ("jsonl", "gzip")]
 
 

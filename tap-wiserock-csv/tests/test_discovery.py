@@ -117,3 +117,18 @@ def test_keys_set_in_the_catalog_are_checked(folder):
     run = run_tap(folder, "--catalog", save(folder, catalog))
     assert run.returncode != 0
     assert "the key (code) is not unique: 'a' is on lines 2 and 3" in run.last_error_line
+
+
+def test_skip_lines_header_and_duplicate_headers_are_part_of_the_plan_cache_key(folder):
+    write(folder, "x.csv", "a,A\n1,2\n3,4\n")
+    found = []
+    for config in ({}, {"skip_lines": 1}, {"files": [{"path": "x.csv", "header": False}]},
+                   {"files": [{"path": "x.csv", "skip_lines": 1, "header": False}]}):
+        catalog, log = discover(folder, **config)
+        assert "Typed" in log, config  # a plan cached for other settings is not reused
+        found.append({name: schema["type"][0] for name, schema in catalog["streams"][0]["schema"]["properties"].items()})
+    assert found == [{"a": "integer", "a_2": "integer"}, {"_1": "integer", "_2": "integer"},
+                     {"column_1": "string", "column_2": "string"}, {"column_1": "integer", "column_2": "integer"}]
+    refused = run_tap(folder, "--discover", duplicate_headers="fail")  # not the plan cached for rename
+    assert refused.returncode != 0
+    assert "headers 'a' and 'A' both normalize to column name 'a'" in refused.last_error_line

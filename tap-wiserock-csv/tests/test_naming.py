@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tap_wiserock_csv.naming import snake_name
+from tap_wiserock_csv.naming import column_names, snake_name
 from tests.conftest import run_tap, write
 
 
@@ -58,13 +58,38 @@ def test_headers_and_stream_names_as_emitted(folder):
     assert list(run.properties("order_items")) == ["id", "created_at", "column_3", "_1st_choice"]
 
 
-def test_colliding_headers_are_an_error_naming_file_and_both_headers(folder):
+@pytest.mark.parametrize(("headers", "expected"), [
+    (["ID", "name", "id"], ["id", "name", "id_2"]),
+    (["0", "0", "0"], ["_0", "_0_2", "_0_3"]),
+    # A suffix never takes a name another header has of its own: the next free number.
+    (["id", "ID", "id_2"], ["id", "id_3", "id_2"]),
+    (["a", "a_2", "A", "a"], ["a", "a_2", "a_3", "a_4"]),
+    (["x", "", "Column 2", ""], ["x", "column_2", "column_2_2", "column_4"]),
+])
+def test_repeated_names_get_the_next_free_number_in_header_order(headers, expected):
+    assert column_names(headers, "x.csv") == expected
+
+
+def test_a_suffixed_long_name_is_cut_so_that_the_suffix_survives_within_63_bytes():
+    long = "Quarterly revenue by region and product line " * 3
+    names = column_names([long, long.upper(), long, long + " "], "x.csv")
+    assert all(len(name.encode()) <= 63 for name in names)
+    assert len(set(names)) == 4
+    assert names[1].endswith("_2") and names[2].endswith("_3") and names[3].endswith("_4")
+    assert names[0] == snake_name(long, 1) and names[1][:-2] == names[0][:61]
+
+
+def test_colliding_headers_fail_with_duplicate_headers_fail(folder):
     write(folder, "people.csv", "First Name,first_name\nA,B\n")
-    run = run_tap(folder)
-    assert run.returncode != 0
-    assert "people.csv line 1" in run.last_error_line
-    assert "'First Name'" in run.last_error_line and "'first_name'" in run.last_error_line
-    assert "Traceback" not in run.stderr
+    for config in ({"duplicate_headers": "fail"}, {"files": [{"path": "people.csv", "duplicate_headers": "fail"}]}):
+        run = run_tap(folder, **config)
+        assert run.returncode != 0
+        assert run.last_error_line == (f"tap-wiserock-csv: error: {folder / 'people.csv'} line 1: headers 'First Name' "
+                                       "and 'first_name' both normalize to column name 'first_name'")
+        assert "Traceback" not in run.stderr
+    renamed = run_tap(folder, duplicate_headers="fail", files=[{"path": "people.csv", "duplicate_headers": "rename"}])
+    assert renamed.returncode == 0, renamed.stderr
+    assert renamed.records("people") == [{"first_name": "A", "first_name_2": "B"}]
 
 
 def test_streams_follow_the_files_setting_then_names(folder):

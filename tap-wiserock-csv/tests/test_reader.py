@@ -33,9 +33,10 @@ MALFORMED = [
 ]
 
 
-def read(path: pathlib.Path, *, exact: bool, chunk_bytes: int = 1 << 20) -> tuple[t.Any, ...]:
+def read(path: pathlib.Path, *, exact: bool, chunk_bytes: int = 1 << 20, dialect: Dialect | None = None,
+         ) -> tuple[t.Any, ...]:
     try:
-        reader = CsvReader(path, Dialect(), label="x", exact=exact, chunk_bytes=chunk_bytes)
+        reader = CsvReader(path, dialect or Dialect(), label="x", exact=exact, chunk_bytes=chunk_bytes)
     except CsvInputError as exc:  # a header that is not one clean row
         return (str(exc),)
     rows, bad, empty = [], [], 0
@@ -101,3 +102,45 @@ def test_the_exact_reader_takes_over_where_the_fast_one_stops(tmp_path):
     assert sum(block.num_rows for block in blocks) == 20_000
     assert [(row.lineno, row.reason) for block in blocks for row in block.bad_rows] == [
         (20_001, "malformed CSV: ',' expected after '\"'")]
+
+
+# Title lines above the header: an odd quote, a quoted line break, CRLF, lone CRs, a blank line.
+TITLES = [b"Report\n", b'Sales "Q3,2026\r\n"multi\nline",x\r\n\r\n', b"title\r", b"a\rb\r\n,,\n"]
+BOM = b"\xef\xbb\xbf"
+
+
+def _shifted(result: tuple[t.Any, ...], lines: int) -> tuple[t.Any, ...]:
+    header, header_line, rows, bad, empty = result
+    return (header, header_line + lines, [(line + lines, *values) for line, *values in rows],
+            [(line + lines, reason) for line, reason in bad], empty)
+
+
+@pytest.mark.parametrize("title", TITLES)
+@pytest.mark.parametrize("content", MALFORMED)
+def test_skip_lines_passes_over_physical_lines_the_same_way_in_both_readers(tmp_path, content, title):
+    """The file with title lines reads as the file without them, line numbers shifted by the title's lines."""
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(content)
+    bom = BOM if content.startswith(BOM) else b""  # a byte-order mark comes first, before any title
+    path = tmp_path / "titled.csv"
+    path.write_bytes(bom + title + content[len(bom):])
+    lines = title.count(b"\n") + title.count(b"\r") - title.count(b"\r\n")
+    expected = _shifted(read(plain, exact=True), lines)
+    for exact in (True, False):
+        for chunk_bytes in (1 << 20, 5, 1):  # chunks cut anywhere, a CRLF between two of them too
+            assert read(path, exact=exact, chunk_bytes=chunk_bytes, dialect=Dialect(skip_lines=lines)) == expected
+
+
+@pytest.mark.parametrize("content", MALFORMED)
+def test_without_a_header_the_first_row_is_data_the_same_way_in_both_readers(tmp_path, content):
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    header, header_line, rows, bad, empty = read(path, exact=True)
+    first, *rest = read(path, exact=True, dialect=Dialect(header=False))[2] or [None]
+    assert first is not None and first[0] == header_line
+    assert [value or "" for value in first[1:]] == header  # the header's fields, now a row with its nulls
+    assert rest == rows
+    expected = read(path, exact=True, dialect=Dialect(header=False))
+    assert expected[3:] == (bad, empty)
+    for chunk_bytes in (1 << 20, 5, 1):
+        assert read(path, exact=False, chunk_bytes=chunk_bytes, dialect=Dialect(header=False)) == expected

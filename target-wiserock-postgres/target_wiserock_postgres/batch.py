@@ -8,10 +8,7 @@ and fed to COPY ... (FORMAT csv). jsonl files hold raw records, which take the R
 from __future__ import annotations
 
 import gzip
-import pathlib
 import typing as t
-from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
 import msgspec
 import pyarrow as pa
@@ -19,13 +16,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from target_wiserock_postgres.connector import CopyTarget
 from target_wiserock_postgres.errors import LoadError, shorten
 from target_wiserock_postgres.reader import NUL, decoder, remove_nul
 from target_wiserock_postgres.sinks import json_text
 from target_wiserock_postgres.types import Kind
 
 if t.TYPE_CHECKING:
+    import pathlib
+
     from target_wiserock_postgres.sinks import CopyFeeder, StreamLoad
 
 PARQUET_BATCH_ROWS = 16_384
@@ -35,14 +33,6 @@ FIRST_AD_DAY = -719_162  # days from 1970-01-01
 MICROS_PER_DAY = 86_400_000_000
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
 FORMATS = ("jsonl", "parquet")
-
-
-def file_path(stream: str, url: t.Any) -> pathlib.Path:
-    """The local file a BATCH manifest entry names: only file:// URLs."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        raise LoadError(f"stream {stream!r}: batch file {shorten(url)} is not a local file:// URL")
-    return pathlib.Path(url2pathname(unquote(parts.path)))
 
 
 def batch_format(stream: str, encoding: t.Any) -> tuple[str, bool]:
@@ -133,10 +123,11 @@ def _before_ad(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
     return pa.array([None if value is None else _postgres_text(value, None) for value in days.to_pylist()], pa.string())
 
 
-def _prepared(load: StreamLoad, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """A record batch Arrow's CSV writer can write and PostgreSQL can parse; NULs removed and counted."""
+def _prepared(load: StreamLoad, batch: pa.RecordBatch, names: t.Sequence[str]) -> pa.RecordBatch:
+    """A record batch Arrow's CSV writer can write and PostgreSQL can parse; NULs removed and
+    counted. `names`: the table's columns of the batch's columns."""
     arrays = []
-    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+    for name, column in zip(names, batch.columns, strict=True):
         kind = column.type
         if pa.types.is_dictionary(kind):
             column = column.dictionary_decode()
@@ -158,7 +149,7 @@ def _prepared(load: StreamLoad, batch: pa.RecordBatch) -> pa.RecordBatch:
                 load.nul_removed += found
                 column = pc.replace_substring(column, NUL, "")
         arrays.append(column)
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
 def load_parquet(load: StreamLoad, feeder: CopyFeeder, path: pathlib.Path) -> None:
@@ -166,15 +157,16 @@ def load_parquet(load: StreamLoad, feeder: CopyFeeder, path: pathlib.Path) -> No
     # resident over a million rows. Process-wide, set when the first parquet file is read.
     pa.set_memory_pool(pa.system_memory_pool())
     parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    unknown = [name for name in names if name not in load.columns]
+    properties = parquet.schema_arrow.names
+    unknown = [name for name in properties if name not in load.column_of]
     if unknown:
         raise LoadError(f"table {load.table}: batch file {path} has columns the stream's SCHEMA lacks: "
                         f"{', '.join(shorten(name) for name in unknown)}")
-    copy = feeder.start(load, load.copy_statement(names, csv=True), CopyTarget(load.table, source=f"batch file {path}"))
+    names = [load.column_of[name] for name in properties]
+    copy = feeder.start(load, names, csv=True, source=f"batch file {path}")
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(_prepared(load, batch), sink, CSV_OPTIONS)
+        pacsv.write_csv(_prepared(load, batch, names), sink, CSV_OPTIONS)
         copy.write(sink.getvalue())
         load.rows += batch.num_rows
         load.progress()

@@ -11,9 +11,11 @@ from psycopg import errors as pgerrors
 
 from target_wiserock_postgres.errors import LoadError, MissingKeyError, shorten, shorten_quoted
 
-# "COPY wr_load_1, line 3, column total: "1e999999"" (the value part is absent for some errors)
-_COPY_CONTEXT = re.compile(r'COPY (?P<relation>[^,]+), line (?P<line>\d+)(?:, column (?P<column>[^:]+))?(?:: "(?P<value>.*))?',
-                           re.DOTALL)
+# The context of an error in a COPY: 'COPY wr_load_1, line 3, column total: "1e999999"' (the
+# column and value parts are absent for some errors).
+_DIGITS = re.compile(r"\d+")
+_COLUMN = ", column "
+_VALUE = ': "'
 _DUPLICATE_KEY = re.compile(r"Key (?P<key>\(.*\)=\(.*\)) (?:is duplicated|already exists)", re.DOTALL)
 _VIEW = re.compile(r"on view (?P<view>\S+) depends on column \"(?P<column>[^\"]+)\"")
 
@@ -44,8 +46,10 @@ class ConnectionSettings:
 
     def connect(self) -> psycopg.Connection:
         # An empty password is left out, so that trust or peer authentication (and .pgpass) apply.
+        # The application name is a fallback: PGAPPNAME, where set, names the connection (e.g. per job).
         params = {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
-                  "dbname": self.database, "sslmode": self.sslmode, "application_name": "target-wiserock-postgres"}
+                  "dbname": self.database, "sslmode": self.sslmode,
+                  "fallback_application_name": "target-wiserock-postgres"}
         try:
             connection = psycopg.connect(**{k: v for k, v in params.items() if v is not None}, connect_timeout=30)
             # UTC for the session: date-times without an offset are read as the UTC the taps emit.
@@ -59,9 +63,12 @@ class ConnectionSettings:
 
 @dataclasses.dataclass
 class CopyTarget:
-    """What a COPY's rows are, for error messages: the staging table and where line 1 came from."""
+    """What a COPY's rows are, for error messages: the staging table, the relation and columns
+    the COPY names, and where its line 1 came from."""
 
     table: str
+    relation_name: str
+    columns: tuple[str, ...]
     first_row: int = 1  # row number, in the stream, of the COPY's line 1
     source: str | None = None  # a batch file, when the COPY reads one
 
@@ -70,8 +77,25 @@ class CopyTarget:
             return f"{self.source}, row {line:,}"
         return f"record {self.first_row + line - 1:,} of this run"
 
+    def position(self, context: str) -> tuple[int, str | None, str | None] | None:
+        """(line, column, value) from the context of an error in this COPY, `COPY <relation>, line
+        <n>[, column <column>][: "<value>]`. PostgreSQL writes the names as they are (quotes,
+        commas, colons, newlines), so they are matched whole rather than parsed."""
+        prefix = f"COPY {self.relation_name}, line "
+        line = _DIGITS.match(context, len(prefix)) if context.startswith(prefix) else None
+        if line is None:
+            return None
+        rest, column = context[line.end():], None
+        if rest.startswith(_COLUMN):
+            rest = rest[len(_COLUMN):]
+            column = next((name for name in sorted(self.columns, key=len, reverse=True)
+                           if rest == name or rest.startswith(f'{name}{_VALUE}')), None)
+            rest = rest[len(column):] if column else ""
+        value = rest[len(_VALUE):].removesuffix('"') if rest.startswith(_VALUE) else None
+        return int(line[0]), column, value
 
-def explain(exc: psycopg.Error, settings: ConnectionSettings, copies: t.Mapping[str, CopyTarget],
+
+def explain(exc: psycopg.Error, settings: ConnectionSettings, copying: CopyTarget | None,
             merging: str | None = None) -> LoadError:
     """A psycopg error as one line naming the staging table (never a temp table), the column,
     the record and the offending value cut short; connection losses keep the server's words."""
@@ -80,12 +104,12 @@ def explain(exc: psycopg.Error, settings: ConnectionSettings, copies: t.Mapping[
     if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pgerrors.QueryCanceled):
         return LoadError(f"database at {settings.label}: connection lost during the load ({shorten_quoted(str(exc))}); "
                          "nothing was changed, rerun the job")
-    context = _COPY_CONTEXT.search(diag.context or "")
-    target = copies.get(context["relation"]) if context else None
+    position = copying.position(diag.context or "") if copying else None
+    target = copying if position else None
     table = target.table if target else (merging or diag.table_name or "?")
-    column = (context and context["column"]) or diag.column_name
+    column = (position and position[1]) or diag.column_name
     if isinstance(exc, pgerrors.NotNullViolation):
-        where = f" ({target.row(int(context['line']))})" if target and context else ""
+        where = f" ({target.row(position[0])})" if target and position else ""
         return MissingKeyError(f"table {table}: a record has no value for column {column}, "
                                f"which is part of the key{where}")
     if isinstance(exc, pgerrors.UniqueViolation):
@@ -95,10 +119,10 @@ def explain(exc: psycopg.Error, settings: ConnectionSettings, copies: t.Mapping[
     if isinstance(exc, pgerrors.FeatureNotSupported) and (view := _VIEW.search(diag.message_detail or "")):
         return LoadError(f"table {table}, column {view['column']}: its type cannot change because view {view['view']} "
                          "depends on it; nothing was changed (drop or change the view, then rerun)")
-    if context and target:
-        value = context["value"]
-        shown = f': value "{shorten(value.removesuffix(chr(34)))}"' if value is not None and '"' not in primary else ""
+    if target and position:
+        line, _, value = position
+        shown = f': value "{shorten(value)}"' if value is not None and '"' not in primary else ""
         where = f", column {column}" if column else ""
-        return LoadError(f"table {table}{where}{shown}: {primary} ({target.row(int(context['line']))}); nothing was changed")
+        return LoadError(f"table {table}{where}{shown}: {primary} ({target.row(line)}); nothing was changed")
     return LoadError(f"database at {settings.label}: {primary}" + (f" (table {table})" if table != "?" else "")
                      + "; nothing was changed")

@@ -53,7 +53,7 @@ class MessageReader(GenericSingerReader[bytes]):
     """The SDK's reader loop without its per-line overhead, for millions of lines a run.
 
     Reads bytes (no text decoding before msgspec). Looks for an escaped NUL in the raw line (a
-    cheap bytes search) and only then walks the message to remove it: PostgreSQL text and jsonb
+    cheap bytes search) and only then walks the record to remove it: PostgreSQL text and jsonb
     cannot hold NUL; `nul_removed` counts them per stream. `fast_record`, when the target sets
     it, gets each other line first and returns True when it has loaded it as a RECORD.
     """
@@ -79,6 +79,17 @@ class MessageReader(GenericSingerReader[bytes]):
             raise InvalidInputLine(f"{where} is not a Singer message: {shorten(line)}")
         return message
 
+    def _without_nul(self, message: dict) -> dict:
+        """A RECORD's values without NUL characters, counted per stream. Names (the stream's, a
+        SCHEMA's properties) keep theirs, so that the loader refuses them instead of loading
+        `a\\u0000b` as `ab`; other messages (STATE) pass unchanged."""
+        record = message.get("record")
+        if message.get("type") == "RECORD" and isinstance(record, dict):
+            message["record"], count = remove_nul(record)
+            if count and isinstance(stream := message.get("stream"), str):
+                self.nul_removed[stream] += count
+        return message
+
     @override
     def process_lines(self, file_input: t.IO[bytes] | t.IO[str] | None,  # type: ignore[override]
                       callbacks: dict[str, t.Callable[[dict], None]]) -> collections.Counter[str]:
@@ -88,9 +99,7 @@ class MessageReader(GenericSingerReader[bytes]):
             for line in lines:
                 number += 1
                 if marker and marker in line:
-                    message, count = remove_nul(self.deserialize_json(line, number))
-                    if count:
-                        self.nul_removed[message.get("stream", "")] += count
+                    message = self._without_nul(self.deserialize_json(line, number))
                 elif fast is not None and fast(line):
                     fast_records += 1
                     continue

@@ -9,15 +9,17 @@ import typing as t
 import psycopg
 from psycopg import sql
 
-from target_wiserock_postgres import tables
-from target_wiserock_postgres.connector import ConnectionSettings, CopyTarget, explain
+from target_wiserock_postgres import names, tables
+from target_wiserock_postgres.connector import ConnectionSettings, explain
 from target_wiserock_postgres.errors import LoadError, RecordBeforeSchemaError, shorten
 from target_wiserock_postgres.sinks import CopyFeeder, StreamLoad
-from target_wiserock_postgres.types import ColumnType, checked_identifier, column_type
+from target_wiserock_postgres.types import ColumnType, column_type
 
 if t.TYPE_CHECKING:
     import collections
     import pathlib
+
+    from target_wiserock_postgres.batch_roots import BatchRoots
 
 logger = logging.getLogger("target-wiserock-postgres")
 
@@ -30,28 +32,31 @@ class LoadRun:
     """Streams' rows go into tables only this transaction sees; `finish` merges and commits them all
     at once, and only when every stream that started has completed. Anything else rolls back."""
 
-    def __init__(self, settings: ConnectionSettings, schema: str, *, complete_at_end: bool) -> None:
+    def __init__(self, settings: ConnectionSettings, schema: str, batch_roots: BatchRoots, *,
+                 complete_at_end: bool) -> None:
         self.settings = settings
-        self.schema = checked_identifier(schema, "default_target_schema")
+        self.schema = names.checked_identifier(schema, "default_target_schema")
+        self.batch_roots = batch_roots
         self.complete_at_end = complete_at_end
         self.loads: dict[str, StreamLoad] = {}
+        self._streams_of_tables: dict[str, str] = {}  # table -> the stream loading into it
         self.started = time.monotonic()
         self.committing = False
         self._connection: psycopg.Connection | None = None
         self._feeder: CopyFeeder | None = None
-        self._copies: dict[str, CopyTarget] = {}
-        self._files: set[pathlib.Path] = set()  # named by BATCH messages and not deleted yet
+        self._files: set[pathlib.Path] = set()  # the loader's own batch files not deleted yet
+        self._told_kept = False  # that batch files outside batch_roots are kept
         self._merging: str | None = None  # the staging table being merged, for error messages
 
     def _connect(self) -> tuple[psycopg.Connection, CopyFeeder]:
         if self._connection is None or self._feeder is None:
             self._connection = self.settings.connect()
-            self._feeder = CopyFeeder(self._connection, self._copies)
+            self._feeder = CopyFeeder(self._connection)
             tables.ensure_schema(self._connection, self.schema)
         return self._connection, self._feeder
 
     def explain(self, exc: psycopg.Error) -> LoadError:
-        return explain(exc, self.settings, self._copies, self._merging)
+        return explain(exc, self.settings, self._feeder.copying if self._feeder else None, self._merging)
 
     # Messages
 
@@ -59,31 +64,43 @@ class LoadRun:
         """A SCHEMA message: a new stream gets its loading table; a known one follows the change."""
         if not isinstance(stream, str):
             raise LoadError(f"a SCHEMA message has no stream name: {shorten(stream)}")
-        table = checked_identifier(stream, "stream")
+        table = self._table_of(stream)
         properties = schema.get("properties") if isinstance(schema, dict) else None
         if not isinstance(properties, dict) or not properties:
             raise LoadError(f"stream {stream!r}: its SCHEMA has no properties: {shorten(schema)}")
-        columns = {checked_identifier(name, f"table {table}: column"): column_type(prop if isinstance(prop, dict) else {})
-                   for name, prop in properties.items()}
+        load = self.loads.get(stream)
+        column_of = names.column_names(stream, table, properties, load.column_of if load else None)
+        columns = {column_of[name]: column_type(prop if isinstance(prop, dict) else {}) for name, prop in properties.items()}
         keys = list(keys or [])
-        if missing := [key for key in keys if key not in columns]:
+        if missing := [key for key in keys if key not in column_of]:
             raise LoadError(f"stream {stream!r}: key properties {', '.join(map(repr, missing))} are not in its SCHEMA")
+        keys = [column_of[key] for key in keys]
         connection, feeder = self._connect()
         feeder.end()  # one statement at a time: no other query while a COPY runs
-        load = self.loads.get(stream)
         if load is None:
-            self.loads[stream] = self._new_load(connection, feeder, stream, table, columns, keys)
+            self.loads[stream] = self._new_load(connection, feeder, stream, table, columns, column_of, keys)
             return
         if keys == load.keys and all(load.columns.get(name) == column for name, column in columns.items()):
             return
         logger.info("%s: the SCHEMA changed during the run; the rows loaded so far follow it", table)
         feeder.flush(load)
         tables.change_loading_table(connection, load.relation, load.columns, columns, load.keys, keys)
-        load.set_columns(columns)
+        load.set_columns(columns, column_of)
         load.keys = keys
 
+    def _table_of(self, stream: str) -> str:
+        """The stream's table; two streams whose names shorten to the same table are refused."""
+        table = names.table_name(stream)
+        other = self._streams_of_tables.setdefault(table, stream)
+        if other != stream:
+            raise LoadError(f"streams {other!r} and {stream!r} would both load table {table} (names over "
+                            f"{names.MAX_IDENTIFIER_BYTES} bytes are shortened); rename one in the tap or a stream map")
+        if table != stream and stream not in self.loads:
+            logger.info("stream %r is longer than %d bytes; its table is %s", stream, names.MAX_IDENTIFIER_BYTES, table)
+        return table
+
     def _new_load(self, connection: psycopg.Connection, feeder: CopyFeeder, stream: str, table: str,
-                  columns: dict[str, ColumnType], keys: list[str]) -> StreamLoad:
+                  columns: dict[str, ColumnType], column_of: dict[str, str], keys: list[str]) -> StreamLoad:
         existed = tables.read_table(connection, self.schema, table) is not None
         if existed:
             name = f"wr_load_{len(self.loads) + 1}"
@@ -93,7 +110,8 @@ class LoadRun:
             name, target = table, tables.relation(self.schema, table)
             logger.info("%s: loading into a new table (visible at the end)", table)
         tables.create_table(connection, target, columns, keys, temporary=existed)
-        return StreamLoad(stream, table, target, name, columns=columns, keys=keys, existed=existed, feeder=feeder)
+        return StreamLoad(stream, table, target, name, columns=columns, column_of=column_of, keys=keys, existed=existed,
+                          feeder=feeder)
 
     def load_of(self, stream: t.Any, what: str) -> StreamLoad:
         load = self.loads.get(stream)  # type: ignore[arg-type]
@@ -102,26 +120,33 @@ class LoadRun:
         return load
 
     def load_batch(self, stream: t.Any, encoding: t.Any, manifest: t.Any) -> None:
-        """A BATCH message: each file COPYed, then deleted. Every file it names is deleted on failure too."""
+        """A BATCH message: each file COPYed, then deleted when it is the loader's own (inside
+        `batch_roots`). The loader's own files it names are deleted on failure too; a file
+        outside `batch_roots` fails the run before any file of the message is read."""
         # Imported here: pyarrow costs 0.3 s and 75 MB of memory, which RECORD-only runs skip.
         from target_wiserock_postgres import batch
 
-        paths, problem = [], None
+        files, problem = [], None
         for url in manifest if isinstance(manifest, list) else [manifest]:
             try:
-                paths.append(batch.file_path(stream, url))
+                files.append(self.batch_roots.file(stream, url))
             except LoadError as exc:
                 problem = problem or exc
-        self._files.update(paths)
+        self._files.update(file.path for file in files if file.owned)
         load = self.load_of(stream, "BATCH")
         if problem:
             raise problem
         _, feeder = self._connect()
         load.batches += 1
-        for path in paths:
-            batch.load_file(load, feeder, path, encoding)
-            path.unlink(missing_ok=True)
-            self._files.discard(path)
+        for file in files:
+            batch.load_file(load, feeder, file.path, encoding)
+            if file.owned:
+                file.path.unlink(missing_ok=True)
+                self._files.discard(file.path)
+            elif not self._told_kept:
+                self._told_kept = True
+                logger.info("Batch files are read but not deleted: the setting batch_roots is not set (the loader "
+                            "deletes only files inside its folders), e.g. %s", file.path)
 
     # End of input
 
@@ -196,7 +221,11 @@ class LoadRun:
             self._connection.close()
 
     def abort(self) -> None:
-        """Roll back (closing the connection without COMMIT) and delete the batch files not yet deleted."""
+        """Roll back (closing the connection without COMMIT, the COPY running stopped first, so that
+        nothing is left to report after the error line) and delete the loader's own batch files not
+        deleted yet. Called again on the way out: does nothing then."""
+        if self._feeder is not None:
+            self._feeder.abandon()
         if self._connection is not None and not self._connection.closed:
             try:
                 self._connection.close()

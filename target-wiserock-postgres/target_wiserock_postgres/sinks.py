@@ -43,11 +43,15 @@ def json_text(value: t.Any) -> str:
     return _json.encode(value).decode()
 
 
-def record_message_decoder(names: t.Sequence[str]) -> msgspec.json.Decoder:
-    """Decodes a RECORD line of one stream straight into its columns' values, in column order:
-    no dict per record, and fields the stream does not have are skipped unread."""
-    fields = {f"c{i}": name for i, name in enumerate(names)}
-    row = msgspec.defstruct("Row", [(field, t.Any, None) for field in fields], rename=fields)
+def record_message_decoder(properties: t.Sequence[str]) -> msgspec.json.Decoder | None:
+    """Decodes a RECORD line of one stream straight into its properties' values, in column order:
+    no dict per record, and fields the stream does not have are skipped unread. None when a
+    property's name is one msgspec cannot map: that stream's records take the dict path."""
+    fields = {f"c{i}": name for i, name in enumerate(properties)}
+    try:
+        row = msgspec.defstruct("Row", [(field, t.Any, None) for field in fields], rename=fields)
+    except ValueError:  # "Renamed field names must not contain '\\', '"', or control characters"
+        return None
     message = msgspec.defstruct("RecordMessage", [("type", str), ("stream", t.Any), ("record", row)])
     return msgspec.json.Decoder(message, float_hook=decimal.Decimal)
 
@@ -56,39 +60,44 @@ class StreamLoad:
     """One stream of this run: where its rows go, its columns, whether it completed, its counts."""
 
     def __init__(self, stream: str, table: str, relation: sql.Composable, relation_name: str, *,
-                 columns: dict[str, ColumnType], keys: list[str], existed: bool, feeder: CopyFeeder) -> None:
+                 columns: dict[str, ColumnType], column_of: dict[str, str], keys: list[str], existed: bool,
+                 feeder: CopyFeeder) -> None:
         self.stream = stream
         self.table = table
         self.relation = relation  # where rows are COPYed: the new staging table, or a temp table
         self.relation_name = relation_name
         self.existed = existed
         self.keys = keys
-        self.columns: dict[str, ColumnType] = {}
-        self.names: tuple[str, ...] = ()
+        self.columns: dict[str, ColumnType] = {}  # the table's columns
+        self.column_of: dict[str, str] = {}  # property -> column (names.column_names)
+        self.names: tuple[str, ...] = ()  # columns, in COPY order
+        self.properties: tuple[str, ...] = ()  # their properties, in the same order
         self._json_positions: tuple[int, ...] = ()
         self._union_positions: tuple[int, ...] = ()
-        self.record_decoder = record_message_decoder(())
-        self.set_columns(columns)
+        self.record_decoder: msgspec.json.Decoder | None = None
+        self.set_columns(columns, column_of)
         self.rows = 0
         self.batches = 0
         self.nul_removed = 0
         self.activated_at: tuple[int, int] | None = None  # (rows, batches) when ACTIVATE_VERSION came
         self.started = time.monotonic()
         self._last_progress = self.started
-        self.copy_target = CopyTarget(table)
         self.buffer: list[list[t.Any]] = []
         self._feeder = feeder
         self.write_row: t.Callable[[t.Sequence[t.Any]], None] = self.buffer_row
 
-    def set_columns(self, columns: dict[str, ColumnType]) -> None:
+    def set_columns(self, columns: dict[str, ColumnType], column_of: dict[str, str]) -> None:
         """Columns in COPY order: those of earlier SCHEMA messages of the run stay (null from now on)."""
         self.columns = {**self.columns, **columns}
+        self.column_of = {**self.column_of, **column_of}
         self.names = tuple(self.columns)
+        property_of = {column: prop for prop, column in self.column_of.items()}
+        self.properties = tuple(property_of[name] for name in self.names)
         kinds = [column.kind for column in self.columns.values()]
         self._json_positions = tuple(i for i, kind in enumerate(kinds) if kind is Kind.JSON)
         self._union_positions = tuple(i for i, kind in enumerate(kinds) if kind is Kind.TEXT_UNION)
         self._converts = bool(self._json_positions or self._union_positions)
-        self.record_decoder = record_message_decoder(self.names)
+        self.record_decoder = record_message_decoder(self.properties)
 
     @property
     def complete(self) -> bool:
@@ -100,7 +109,7 @@ class StreamLoad:
 
     def write(self, record: dict[str, t.Any]) -> None:
         """A decoded record to its COPY (or the stream's buffer), in column order."""
-        row = list(map(record.get, self.names))
+        row = list(map(record.get, self.properties))
         if self._converts:
             self._convert(row)
         self.rows += 1
@@ -140,11 +149,11 @@ class StreamLoad:
             logger.info("%s: %s rows so far, %s rows/s", self.table, f"{self.rows:,}",
                         f"{self.rows / (now - self.started):,.0f}")
 
-    def copy_statement(self, columns: t.Sequence[str] | None = None, *, csv: bool = False) -> sql.Composed:
+    def copy_statement(self, columns: t.Sequence[str], *, csv: bool) -> sql.Composed:
         # FREEZE: the relation (new staging table or temp table) was created in this transaction,
         # so its rows need no visibility checks or hint-bit writes later.
         return sql.SQL("copy {} ({}) from stdin ({}, freeze)").format(
-            self.relation, sql.SQL(", ").join(map(sql.Identifier, columns or self.names)),
+            self.relation, sql.SQL(", ").join(map(sql.Identifier, columns)),
             sql.SQL("format csv" if csv else "format text"))
 
 
@@ -157,12 +166,14 @@ class ThreadedWriter(LibpqWriter):
     """
 
     QUEUED_CHUNKS = 8
+    ABANDON_SECONDS = 5.0  # for the chunk being sent when the run fails, before the connection is closed
 
     def __init__(self, cursor: psycopg.Cursor) -> None:
         super().__init__(cursor)
         self._chunks: queue.Queue[t.Any] = queue.Queue(maxsize=self.QUEUED_CHUNKS)
         self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._abandoned = False
 
     def _send(self) -> None:
         try:
@@ -182,6 +193,8 @@ class ThreadedWriter(LibpqWriter):
         self._chunks.put(data)
 
     def finish(self, exc: BaseException | None = None) -> None:
+        if self._abandoned:  # the connection is closed next: nothing to end, nothing to report
+            return
         if self._worker is not None:
             self._chunks.put(b"")
             self._worker.join()
@@ -190,25 +203,45 @@ class ThreadedWriter(LibpqWriter):
             raise self._error
         super().finish(exc)
 
+    def abandon(self) -> None:
+        """The run failed: the chunks waiting are dropped and the worker stops (closing the
+        connection, next, rolls the COPY back); `finish` then does nothing."""
+        self._abandoned = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._chunks.get_nowait()
+        if self._worker is not None:
+            with contextlib.suppress(queue.Full):
+                self._chunks.put_nowait(b"")
+            self._worker.join(self.ABANDON_SECONDS)
+
+
+class CopyAbandonedError(Exception):
+    """Ends a COPY whose rows are rolled back: the run failed."""
+
 
 class CopyFeeder:
     """The connection's one COPY at a time, kept open while records keep coming for its stream."""
 
-    def __init__(self, connection: psycopg.Connection, copies: dict[str, CopyTarget]) -> None:
+    def __init__(self, connection: psycopg.Connection) -> None:
         self._connection = connection
-        self._copies = copies  # relation name -> what its COPY holds, for error messages
         self._live: StreamLoad | None = None
         self._stack: contextlib.ExitStack | None = None
+        self._writer: ThreadedWriter | None = None
+        # The COPY running, or the one that failed: what its rows are, for error messages.
+        self.copying: CopyTarget | None = None
 
-    def start(self, load: StreamLoad, statement: sql.Composed, target: CopyTarget) -> psycopg.Copy:
-        """End the live COPY and start `statement`, whose line 1 is described by `target`."""
+    def start(self, load: StreamLoad, columns: t.Sequence[str] | None = None, *, csv: bool = False,
+              first_row: int = 1, source: str | None = None) -> psycopg.Copy:
+        """End the live COPY and start one into `load`'s relation; its line 1 is row `first_row`
+        of the stream, or of the batch file `source`."""
         self.end()
-        self._copies[load.relation_name] = target
-        stack = contextlib.ExitStack()
+        columns = tuple(columns or load.names)
+        self.copying = CopyTarget(load.table, load.relation_name, columns, first_row=first_row, source=source)
         cursor = self._connection.cursor()
-        copy = stack.enter_context(cursor.copy(statement, writer=ThreadedWriter(cursor)))
-        self._stack = stack
-        return copy
+        self._writer = ThreadedWriter(cursor)
+        self._stack = contextlib.ExitStack()  # set first: `abandon` must find a COPY even half started
+        return self._stack.enter_context(cursor.copy(load.copy_statement(columns, csv=csv), writer=self._writer))
 
     @property
     def idle(self) -> bool:
@@ -219,8 +252,7 @@ class CopyFeeder:
         `source` names a batch file whose records start a new COPY."""
         if self._live is load and source is None:
             return
-        first_row = load.rows - len(load.buffer) + 1
-        copy = self.start(load, load.copy_statement(), CopyTarget(load.table, first_row=first_row, source=source))
+        copy = self.start(load, first_row=load.rows - len(load.buffer) + 1, source=source)
         self._live = load
         for row in load.buffer:
             copy.write_row(row)
@@ -235,6 +267,18 @@ class CopyFeeder:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             stack.close()
+        self.copying = None  # it ended well
+
+    def abandon(self) -> None:
+        """The run failed: stop the running COPY without sending more; the connection, closed
+        next, rolls it back. Nothing is left for the garbage collector to end (and log) later."""
+        if self._live is not None:
+            self._live.write_row = self._live.buffer_row
+            self._live = None
+        if self._stack is not None and self._writer is not None:
+            stack, self._stack = self._stack, None
+            self._writer.abandon()
+            stack.__exit__(CopyAbandonedError, CopyAbandonedError(), None)
 
     def flush(self, load: StreamLoad) -> None:
         """Everything `load` holds is in its relation, and no COPY is running."""

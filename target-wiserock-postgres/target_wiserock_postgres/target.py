@@ -16,6 +16,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from target_wiserock_postgres.batch_roots import BatchRoots
 from target_wiserock_postgres.connector import ConnectionSettings
 from target_wiserock_postgres.errors import LoadError, TerminatedError, shorten
 from target_wiserock_postgres.reader import MessageReader
@@ -74,6 +75,10 @@ class TargetWiseRockPostgres(Target):
                     description="For taps that never send ACTIVATE_VERSION after a stream's last record: treat a clean "
                                 "end of input as every stream complete. Risk: a tap that dies between two records without "
                                 "an error then replaces a table with part of its rows"),
+        th.Property("batch_roots", th.ArrayType(th.StringType), title="Batch roots",
+                    description="Folders (paths or file:// URLs) whose batch files the loader reads and deletes once "
+                                "loaded; a BATCH message naming a file elsewhere fails the run, and nothing is read or "
+                                "deleted. Unset: batch files are read wherever they are and never deleted"),
     ).to_dict()
 
     def __init__(self, *, config: dict | PurePath | str | list[PurePath | str] | None = None,
@@ -83,6 +88,7 @@ class TargetWiseRockPostgres(Target):
         super().__init__(config=config, parse_env_config=parse_env_config, validate_config=validate_config,
                          message_reader=message_reader, setup_mapper=False)
         self._run = LoadRun(ConnectionSettings.from_config(self.config), self.config["default_target_schema"],
+                            BatchRoots.from_setting(self.config.get("batch_roots")),
                             complete_at_end=bool(self.config.get("complete_streams_at_end_of_input")))
         self._loads = self._run.loads
         self._latest_state: dict | None = None
@@ -104,9 +110,18 @@ class TargetWiseRockPostgres(Target):
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
         """None of the SDK's built-in target settings: each would be a setting this target ignores."""
 
+    @override
+    def listen(self, file_input: t.IO[str] | None = None) -> None:
+        """Whatever ends the run early (bad input, a failed load, a signal), the transaction is
+        rolled back and the loader's batch files deleted before the error is reported."""
+        try:
+            super().listen(file_input)
+        except BaseException:
+            self._run.abort()
+            raise
+
     def _fail(self, exc: BaseException) -> t.NoReturn:
-        """Roll back, delete pending batch files, and raise a database error as one line."""
-        self._run.abort()
+        """A database error as one line (`listen` rolls back)."""
         if isinstance(exc, psycopg.Error):
             raise self._run.explain(exc) from None
         raise exc
@@ -117,7 +132,7 @@ class TargetWiseRockPostgres(Target):
         """A RECORD of the same stream as the last one, decoded straight into its row (the hot
         path); False leaves the line to the SDK's dispatch (other messages, a stream switch)."""
         load = self._recent
-        if load is None:
+        if load is None or load.record_decoder is None:
             return False
         try:
             message = load.record_decoder.decode(line)
@@ -200,7 +215,9 @@ def main() -> None:
         print(f"{PROGRAM}: error: a --config file is not valid JSON: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except EXPECTED_FAILURES as exc:
-        print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
+        # One line even when a name in the message holds a line break.
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"{PROGRAM}: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -6,11 +6,6 @@ import dataclasses
 import enum
 import typing as t
 
-from target_wiserock_postgres.errors import LoadError
-
-# PostgreSQL cuts longer identifiers silently, which would merge two columns or tables.
-MAX_IDENTIFIER_BYTES = 63
-
 
 class Kind(enum.Enum):
     """How a value reaches COPY: as it is, or JSON-encoded first."""
@@ -74,15 +69,3 @@ def column_type(schema: t.Mapping[str, t.Any]) -> ColumnType:
     if name in SCALARS:
         return SCALARS[name]
     return TEXT_UNION
-
-
-def checked_identifier(name: str, what: str) -> str:
-    """`name` if PostgreSQL keeps it whole, else a LoadError naming it."""
-    if not name:
-        raise LoadError(f"{what} has an empty name")
-    if len(name.encode()) > MAX_IDENTIFIER_BYTES:
-        raise LoadError(f"{what} {name!r} is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES}-byte limit "
-                        "for names (it would be cut silently); rename it in the tap or a stream map")
-    if "\x00" in name:
-        raise LoadError(f"{what} {name!r} contains a NUL character")
-    return name

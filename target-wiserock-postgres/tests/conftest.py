@@ -53,8 +53,20 @@ class Warehouse:
     folder: pathlib.Path
 
     @property
+    def application_name(self) -> str:
+        """The name this test's loader processes give their connections (PGAPPNAME), so that a test
+        watching or terminating them never touches another run's on the shared server."""
+        return f"{PROGRAM} {self.schema}"
+
+    @property
     def config(self) -> dict[str, t.Any]:
-        return {**{k: v for k, v in self.server.items() if v is not None}, "default_target_schema": self.schema}
+        """The loader's settings; the test's folder is its batch root (where the tests write batch files)."""
+        return {**{k: v for k, v in self.server.items() if v is not None}, "default_target_schema": self.schema,
+                "batch_roots": [str(self.folder)]}
+
+    def settings(self, **changes: t.Any) -> dict[str, t.Any]:
+        """`config` with `changes`; a change to None leaves that setting out."""
+        return {k: v for k, v in {**self.config, **changes}.items() if v is not None}
 
     def connect(self, **kwargs: t.Any) -> psycopg.Connection:
         return psycopg.connect(host=self.server["host"], port=self.server["port"], user=self.server["user"],
@@ -116,7 +128,7 @@ def lines(messages: t.Iterable[dict[str, t.Any] | str]) -> bytes:
 
 def load(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **settings: t.Any) -> None:
     """The loader in-process, as the SDK's test runner drives it; failures raise."""
-    target = TargetWiseRockPostgres(config={**house.config, **settings})
+    target = TargetWiseRockPostgres(config=house.settings(**settings))
     target.listen(io.BytesIO(lines(messages)))  # type: ignore[arg-type]
 
 
@@ -131,21 +143,27 @@ def failure(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **se
 
 def command(house: Warehouse, **settings: t.Any) -> list[str]:
     config = house.folder / f"config-{uuid.uuid4().hex[:6]}.json"
-    config.write_text(json.dumps({**house.config, **settings}))
-    return [sys.executable, "-m", "target_wiserock_postgres.target", "--config", str(config)]
+    config.write_text(json.dumps(house.settings(**settings)))
+    # -W default: warnings Python hides by default (ResourceWarning of a connection left open)
+    # would show after the error line, where users would read them.
+    return [sys.executable, "-W", "default", "-m", "target_wiserock_postgres.target", "--config", str(config)]
 
 
 def run_cli(house: Warehouse, messages: t.Iterable[dict[str, t.Any] | str], **settings: t.Any
             ) -> subprocess.CompletedProcess[str]:
     """The loader as users run it: a process reading stdin."""
     return subprocess.run(command(house, **settings), input=lines(messages).decode(), capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=120, check=False, env=process_env(house))
 
 
 def start(house: Warehouse, **settings: t.Any) -> subprocess.Popen[bytes]:
     """The loader as a process whose stdin the test writes (and holds open) itself."""
     return subprocess.Popen(command(house, **settings), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=process_env(house))
+
+
+def process_env(house: Warehouse) -> dict[str, str]:
+    return {**os.environ, "PGAPPNAME": house.application_name}
 
 
 def send(process: subprocess.Popen[bytes], messages: t.Iterable[dict[str, t.Any] | str]) -> None:
@@ -159,7 +177,7 @@ def wait_for_copy(house: Warehouse, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if house.query("select 1 from pg_stat_activity where application_name = %s and query ilike 'copy %%' "
-                       "and state = 'active'", PROGRAM):
+                       "and state = 'active'", house.application_name):
             return
         time.sleep(0.05)
     raise AssertionError("the loader never started a COPY")
@@ -172,9 +190,11 @@ def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> subprocess.
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The failure's one line; the test fails when there is no such line or a traceback."""
+    """The failure's one line, the last of stderr; the test fails when there is no such line, a
+    traceback, or anything printed after it (a warning about a connection or COPY left open)."""
     assert result.returncode != 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith(f"{PROGRAM}: error: ")]
     assert len(errors) == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == errors[0], result.stderr[-3000:]
     return errors[0]

@@ -10,7 +10,6 @@ import pytest
 
 from target_wiserock_postgres.errors import LoadError
 from tests.conftest import (
-    PROGRAM,
     activate,
     error_line,
     finish,
@@ -113,7 +112,7 @@ def test_a_killed_loader_changes_nothing(warehouse, how):
     assert_previous(warehouse)
     deadline = time.monotonic() + 10  # the server notices a killed client's closed socket at its next read
     while warehouse.query("select 1 from pg_stat_activity where application_name = %s and datname = %s",
-                          PROGRAM, warehouse.server["database"]) and time.monotonic() < deadline:
+                          warehouse.application_name, warehouse.server["database"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert warehouse.exists("alpha") and warehouse.query("select count(*) from pg_locks l join pg_class c "
                                                           "on c.oid = l.relation where c.relname = 'beta'") == [(0,)]

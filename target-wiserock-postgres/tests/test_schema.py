@@ -6,9 +6,6 @@ import datetime as dt
 import decimal
 import json
 
-import pytest
-
-from target_wiserock_postgres.errors import LoadError
 from tests.conftest import error_line, load, record, run_cli, schema, snapshot
 
 UTC = dt.timezone.utc
@@ -81,8 +78,3 @@ def test_a_schema_change_within_a_run_keeps_the_earlier_rows(warehouse):
                      {"type": "ACTIVATE_VERSION", "stream": "t", "version": 1}])
     assert warehouse.rows("t") == [(1, "1", None), (2, "two", True)]
 
-
-@pytest.mark.parametrize(("stream", "column"), [("s" * 64, "id"), ("t", "c" * 64)])
-def test_names_postgresql_would_cut_are_refused(warehouse, stream, column):
-    with pytest.raises(LoadError, match="longer than PostgreSQL's 63-byte limit"):
-        load(warehouse, snapshot(stream, [{"id": 1}], keys=(), **{column: "integer"}))

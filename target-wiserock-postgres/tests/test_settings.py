@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
 from elt.run import TRANSIENT_DATABASE_ERROR
 from tests.conftest import (
     PROGRAM,
+    command,
     error_line,
     finish,
     load,
@@ -34,7 +37,7 @@ def test_about_lists_each_setting_once_with_a_description():
                            capture_output=True, text=True, check=True)
     settings = json.loads(about.stdout)["settings"]
     assert list(settings["properties"]) == ["host", "port", "user", "password", "database", "default_target_schema",
-                                            "sslmode", "complete_streams_at_end_of_input"]
+                                            "sslmode", "complete_streams_at_end_of_input", "batch_roots"]
     assert all(prop.get("title") and prop.get("description") for prop in settings["properties"].values())
     assert settings["properties"]["password"].get("secret") is True
     assert settings["required"] == ["default_target_schema"]
@@ -87,10 +90,28 @@ def test_a_lost_connection_is_reported_as_transient(warehouse):
     process = start(warehouse)
     send(process, [schema("t", id="integer"), *(record("t", id=n) for n in range(10, 5000))])
     wait_for_copy(warehouse)
-    warehouse.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = %s", PROGRAM)
+    warehouse.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = %s",
+                    warehouse.application_name)
     with contextlib.suppress(BrokenPipeError):  # the loader may have stopped reading already
         send(process, [record("t", id=n) for n in range(5000, 60_000)])
     line = error_line(finish(process))
     assert TRANSIENT_DATABASE_ERROR.search(line), line
     assert "nothing was changed, rerun the job" in line
     assert warehouse.rows("t") == [(1,)]
+
+
+@pytest.mark.parametrize("application_name", [None, "wiserock nightly load"])
+def test_the_loaders_connection_is_named_for_pg_stat_activity(warehouse, application_name):
+    """A DBA finds the loader in pg_stat_activity: by PGAPPNAME where it is set (e.g. per job), else by its name."""
+    env = {name: value for name, value in os.environ.items() if name != "PGAPPNAME"}
+    process = subprocess.Popen(command(warehouse), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env | ({"PGAPPNAME": application_name} if application_name else {}))
+    send(process, [schema("t", id="integer"), *(record("t", id=n) for n in range(5000))])
+    deadline, names = time.monotonic() + 30, []
+    while not names and time.monotonic() < deadline:  # the COPY into this test's new table
+        names = warehouse.query("select application_name from pg_stat_activity where query ilike %s",
+                                f"copy %{warehouse.schema}%")
+        time.sleep(0.05)
+    process.kill()
+    finish(process)
+    assert names == [(application_name or PROGRAM,)]

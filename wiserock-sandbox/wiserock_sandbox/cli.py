@@ -7,6 +7,7 @@ import pathlib
 import signal
 import sys
 
+from wiserock_sandbox.schema import load_definitions
 from wiserock_sandbox.server import SandboxHTTPServer
 from wiserock_sandbox.state import Faults, Sandbox
 
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drop-every", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="milliseconds slept before every answer, as a remote project's round trip")
+    parser.add_argument("--tables", type=pathlib.Path,
+                        help="serve the tables of this definition file (JSON: columns, types, keys, rows) "
+                             "instead of the generated user/note sample")
     parser.add_argument("--url-file", type=pathlib.Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
@@ -33,11 +37,13 @@ def main(argv: list[str] | None = None) -> None:
                     rate_limit_every=args.rate_limit_every, error_every=args.error_every,
                     error_status=args.error_status, drop_every=args.drop_every,
                     latency=args.latency_ms / 1000)
-    sandbox = Sandbox(seed=args.seed, users=args.users, notes=args.notes, faults=faults)
+    tables = load_definitions(args.tables) if args.tables else None
+    sandbox = Sandbox(seed=args.seed, users=args.users, notes=args.notes, faults=faults, tables=tables)
     server = SandboxHTTPServer(sandbox, args.host, args.port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"wiserock-sandbox listening on {server.url} "
-          f"({args.users} users, {args.notes} notes, seed {args.seed}, latency {args.latency_ms:g} ms)", flush=True)
+    serving = (f"tables of {args.tables}" if args.tables
+               else f"{args.users} users, {args.notes} notes, seed {args.seed}")
+    print(f"wiserock-sandbox listening on {server.url} ({serving}, latency {args.latency_ms:g} ms)", flush=True)
     if args.url_file:
         args.url_file.write_text(server.url)
     try:

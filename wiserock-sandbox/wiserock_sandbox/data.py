@@ -13,9 +13,6 @@ import typing as t
 
 Row = dict[str, t.Any]
 
-USER_COLUMNS = ("id", "email", "first_name", "last_name", "activeflag", "created_at", "updated_at")
-NOTE_COLUMNS = ("id", "user_id", "title", "body", "activeflag", "created_at", "updated_at")
-
 # Every representation of the flag seen at the source (see the API tap issue).
 ACTIVEFLAG_FORMS: tuple[t.Any, ...] = (
     True, False, 1, 0, "Y", "N", "y", "n", "yes", "no", "YES", "No",

@@ -1,4 +1,10 @@
-"""PostgREST's read query: `select`, `order`, `limit`/`offset` and the comparison filters."""
+"""PostgREST's read query: `select`, `order`, `limit`/`offset`, comparison filters and `or`/`and` trees.
+
+Comparisons follow the column's PostgreSQL type (schema.sort_key). Logic trees follow the
+grammar of PostgREST's QueryParams.hs: `or=(a.gt.1,and(a.eq.1,b.gt."x,y"))`, where a value
+inside a tree ends at the next `,` or `)` unless it is double-quoted, and inside quotes a
+backslash takes the next character literally.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ import dataclasses
 import typing as t
 
 from wiserock_sandbox.errors import postgrest_error
+from wiserock_sandbox.schema import operand_key, sort_key
 
 if t.TYPE_CHECKING:
-    from wiserock_sandbox.data import Row
+    from wiserock_sandbox.schema import Row, TableDef
 
-FILTER_OPERATORS: dict[str, t.Callable[[t.Any, t.Any], bool]] = {
+OPERATORS: dict[str, t.Callable[[t.Any, t.Any], bool]] = {
     "eq": lambda a, b: a == b,
     "neq": lambda a, b: a != b,
     "gt": lambda a, b: a > b,
@@ -19,19 +26,95 @@ FILTER_OPERATORS: dict[str, t.Callable[[t.Any, t.Any], bool]] = {
     "lt": lambda a, b: a < b,
     "lte": lambda a, b: a <= b,
 }
+RESERVED_PARAMS = frozenset({"apikey", "columns", "on_conflict"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    column: str
+    operator: str
+    operand: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    """`or(...)` / `and(...)` of filters and trees."""
+
+    any_of: bool
+    items: tuple[Filter | Tree, ...]
+
+
+def _parse_error(text: str) -> Exception:
+    return postgrest_error(400, "PGRST100", f'"failed to parse logic tree ({text})"')
+
+
+class _TreeParser:
+    def __init__(self, text: str) -> None:
+        self.text, self.pos = text, 0
+
+    def items(self) -> tuple[Filter | Tree, ...]:
+        """`(item,item,...)`"""
+        self.expect("(")
+        found = [self.item()]
+        while self.peek() == ",":
+            self.pos += 1
+            found.append(self.item())
+        self.expect(")")
+        return tuple(found)
+
+    def item(self) -> Filter | Tree:
+        for word, any_of in (("or(", True), ("and(", False)):
+            if self.text.startswith(word, self.pos):
+                self.pos += len(word) - 1
+                return Tree(any_of, self.items())
+        column = self.until(".")
+        self.expect(".")
+        operator = self.until(".")
+        self.expect(".")
+        return Filter(column, operator, self.value())
+
+    def value(self) -> str:
+        if self.peek() == '"':
+            self.pos += 1
+            chars = []
+            while self.peek() not in {'"', ""}:
+                if self.peek() == "\\":
+                    self.pos += 1
+                chars.append(self.peek())
+                self.pos += 1
+            self.expect('"')
+            if self.peek() not in {",", ")", ""}:
+                raise _parse_error(self.text)
+            return "".join(chars)
+        return self.until(",)")
+
+    def until(self, stops: str) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in stops:
+            self.pos += 1
+        return self.text[start:self.pos]
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise _parse_error(self.text)
+        self.pos += 1
 
 
 @dataclasses.dataclass
 class Query:
     select: list[str] | None
     order: list[tuple[str, bool]]
-    filters: list[tuple[str, str, str]]  # column, operator, operand; several on one column are ANDed
+    filters: list[Filter]  # ANDed, as several query parameters are
+    trees: list[Tree]
     offset: int
     limit: int | None
 
     @classmethod
-    def parse(cls, table: str, params: list[tuple[str, str]], columns: list[str]) -> Query:
-        select, order, filters, offset, limit = None, [], [], 0, None
+    def parse(cls, table: TableDef, params: list[tuple[str, str]]) -> Query:
+        select, order, filters, trees, offset, limit = None, [], [], [], 0, None
         for key, value in params:
             if key == "select":
                 select = None if value.strip() == "*" else [c.strip() for c in value.split(",")]
@@ -43,43 +126,62 @@ class Query:
                 if not value.isdigit():
                     raise postgrest_error(400, "PGRST100", f'"failed to parse {key} parameter ({value})"')
                 offset, limit = (int(value), limit) if key == "offset" else (offset, int(value))
-            elif key in {"apikey", "columns", "on_conflict"}:
-                continue
-            else:
+            elif key in {"or", "and"}:
+                parser = _TreeParser(value)
+                trees.append(Tree(key == "or", parser.items()))
+                if parser.pos != len(value):
+                    raise _parse_error(value)
+            elif key not in RESERVED_PARAMS:
                 operator, _, operand = value.partition(".")
-                if operator not in FILTER_OPERATORS:
-                    raise postgrest_error(400, "PGRST100", f'"failed to parse filter ({value})"')
-                filters.append((key, operator, operand))
-        for column in [*(select or []), *(c for c, _ in order), *(c for c, _, _ in filters)]:
-            if columns and column not in columns:
-                raise postgrest_error(400, "42703", f"column {table}.{column} does not exist")
-        return cls(select, order, filters, offset, limit)
+                filters.append(Filter(key, operator, operand))
+        query = cls(select, order, filters, trees, offset, limit)
+        for column in query.columns():
+            table.column(column)  # PostgreSQL's 42703 for a column the table does not have
+        for item in query.all_filters():
+            if item.operator not in OPERATORS:
+                raise postgrest_error(400, "PGRST100", f'"failed to parse filter ({item.operator}.{item.operand})"')
+        return query
 
-    def apply(self, rows: list[Row], ids: list[int]) -> list[Row]:
+    def all_filters(self) -> t.Iterator[Filter]:
+        pending: list[Filter | Tree] = [*self.filters, *self.trees]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, Tree):
+                pending += item.items
+            else:
+                yield item
+
+    def columns(self) -> list[str]:
+        return [*(self.select or []), *(c for c, _ in self.order), *(f.column for f in self.all_filters())]
+
+    def apply(self, table: TableDef, rows: list[Row], keys: list[t.Any] | None) -> list[Row]:
+        """The rows that match, in the asked order. `keys` (the sort keys of a single-column
+        integer primary key, in row order) lets bounds on that key be a bisect."""
         filters = list(self.filters)
-        # Fast path for keyset paging: rows are kept sorted by id, so id bounds are a bisect.
         low, high = 0, len(rows)
-        for column, operator, operand in self.filters:
-            if column == "id" and operand.lstrip("-").isdigit() and operator != "neq":
-                bound = int(operand)
-                if operator in {"gt", "gte", "eq"}:
-                    low = max(low, (bisect.bisect_right if operator == "gt" else bisect.bisect_left)(ids, bound))
-                if operator in {"lt", "lte", "eq"}:
-                    high = min(high, (bisect.bisect_left if operator == "lt" else bisect.bisect_right)(ids, bound))
-                filters.remove((column, operator, operand))
+        if keys is not None:
+            key = table.primary_key[0]
+            for item in self.filters:
+                if item.column == key and item.operator != "neq":
+                    bound = operand_key(table.column(key), item.operand)
+                    if item.operator in {"gt", "gte", "eq"}:
+                        low = max(low, (bisect.bisect_right if item.operator == "gt" else bisect.bisect_left)(keys, bound))
+                    if item.operator in {"lt", "lte", "eq"}:
+                        high = min(high, (bisect.bisect_left if item.operator == "lt" else bisect.bisect_right)(keys, bound))
+                    filters.remove(item)
         selected = rows[low:high]
-        for column, operator, operand in filters:
-            compare = FILTER_OPERATORS[operator]
-            selected = [row for row in selected if row[column] is not None
-                        and compare(row[column], _coerce(operand, row[column]))]
+        conditions = [*filters, *self.trees]
+        if conditions:
+            selected = [row for row in selected if all(_matches(table, row, item) for item in conditions)]
         if not self.order:
             # PostgreSQL gives no order without ORDER BY: a client that forgets it must notice.
-            return sorted(selected, key=lambda row: (row["id"] * 2654435761) % 2**32)
-        if self.order == [("id", False)]:
-            return selected
+            return sorted(selected, key=lambda row: hash(repr(row)))
+        if keys is not None and self.order == [(table.primary_key[0], False)]:
+            return selected  # stored in this order
         for column, descending in reversed(self.order):
-            selected = sorted(selected, key=lambda row: (row[column] is None, row[column] if row[column] is not None else 0),
-                              reverse=descending)
+            definition = table.column(column)
+            selected = sorted(selected, reverse=descending, key=lambda row, c=definition: (
+                row[c.name] is None, sort_key(c, row[c.name]) if row[c.name] is not None else 0))
         return selected
 
     def project(self, rows: list[Row]) -> list[Row]:
@@ -88,9 +190,12 @@ class Query:
         return [{column: row[column] for column in self.select} for row in rows]
 
 
-def _coerce(operand: str, sample: t.Any) -> t.Any:
-    if isinstance(sample, bool):
-        return operand.lower() == "true"
-    if isinstance(sample, int):
-        return int(operand)
-    return operand
+def _matches(table: TableDef, row: Row, item: Filter | Tree) -> bool:
+    if isinstance(item, Tree):
+        results = (_matches(table, row, part) for part in item.items)
+        return any(results) if item.any_of else all(results)
+    value = row[item.column]
+    if value is None:
+        return False  # NULL compares to nothing
+    column = table.column(item.column)
+    return OPERATORS[item.operator](sort_key(column, value), operand_key(column, item.operand))

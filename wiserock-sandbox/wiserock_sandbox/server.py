@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from wiserock_sandbox.errors import ApiError
-from wiserock_sandbox.state import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
+from wiserock_sandbox.state import API_KEYS, SANDBOX_EMAIL, SANDBOX_PASSWORD
 
 if t.TYPE_CHECKING:
     from wiserock_sandbox.state import Sandbox
@@ -48,10 +48,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: t.Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(self, status: int, payload: t.Any, headers: dict[str, str] | None = None, *,
+                   encoded: str | None = None, content_type: str = "application/json") -> None:
         self._count(status)
-        body = json.dumps(payload, ensure_ascii=False).encode()
-        self._send(status, body, "application/json; charset=utf-8", headers)
+        body = (json.dumps(payload, ensure_ascii=False) if encoded is None else encoded).encode()
+        self._send(status, body, f"{content_type}; charset=utf-8", headers)
 
     def _check_api_key(self) -> None:
         query = dict(parse_qsl(urlsplit(self.path).query))
@@ -59,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not key:
             raise ApiError(401, {"message": "No API key found in request",
                                  "hint": "No `apikey` request header or url param was found."})
-        if key != SANDBOX_API_KEY:
+        if key not in API_KEYS:
             raise ApiError(401, {"message": "Invalid API key",
                                  "hint": "Double check your Supabase `anon` or `service_role` API key."})
 
@@ -108,6 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         sandbox, faults = self.server.sandbox, self.server.sandbox.faults
         url = urlsplit(self.path)
+        if url.path.rstrip("/") == "/rest/v1":
+            self._describe()
+            return
         if not url.path.startswith("/rest/v1/"):
             self._send_json(404, {"message": "no Route matched with those values"})
             return
@@ -129,16 +133,33 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self._check_api_key()
+            role = sandbox.check_access_token(self.headers.get("Authorization"))
+            status, body, headers = sandbox.read(
+                url.path.removeprefix("/rest/v1/"), parse_qsl(url.query, keep_blank_values=True), self.headers.get("Range"),
+                self.headers.get("Prefer"), role)
+            self._send_json(status, None, headers, encoded=body)
+        except ApiError as error:
+            self._send_json(error.status, error.body, error.headers)
+
+    def _describe(self) -> None:
+        """The root, `GET /rest/v1/`: the OpenAPI description (not counted as a table read)."""
+        sandbox = self.server.sandbox
+        sandbox.stats.descriptions += 1
+        if sandbox.faults.latency:
+            time.sleep(sandbox.faults.latency)
+        try:
+            self._check_api_key()
             sandbox.check_access_token(self.headers.get("Authorization"))
-            status, rows, headers = sandbox.read(
-                url.path.removeprefix("/rest/v1/"), parse_qsl(url.query, keep_blank_values=True),
-                self.headers.get("Range"), self.headers.get("Prefer"))
-            self._send_json(status, rows, headers)
+            host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+            description = sandbox.describe(self.headers.get("apikey") or "", host)
+            self._send_json(200, description, content_type="application/openapi+json")
         except ApiError as error:
             self._send_json(error.status, error.body, error.headers)
 
     def _count(self, status: int) -> None:
-        self.server.sandbox.answered(status, read=self.command == "GET" and self.path.startswith("/rest/v1/"))
+        path = urlsplit(self.path).path
+        read = self.command == "GET" and path.startswith("/rest/v1/") and path.rstrip("/") != "/rest/v1"
+        self.server.sandbox.answered(status, read=read)
 
     def _send_server_error(self, status: int, retry_after: int) -> None:
         """A gateway-style failure: HTML, not JSON, as Cloudflare and load balancers send."""

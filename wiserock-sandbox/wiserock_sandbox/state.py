@@ -15,13 +15,28 @@ import time
 import typing as t
 import uuid
 
-from wiserock_sandbox.data import Row, generate_tables
+from wiserock_sandbox import openapi
+from wiserock_sandbox.data import generate_tables
 from wiserock_sandbox.errors import ApiError, postgrest_error
 from wiserock_sandbox.query import Query
+from wiserock_sandbox.schema import (
+    INTEGER_TYPES,
+    SAMPLE_DEFINITIONS,
+    Column,
+    Row,
+    TableDef,
+    dumps,
+    fits,
+    has_exact_numbers,
+    load_definitions,
+    sort_key,
+)
 
 SANDBOX_EMAIL = "analyst@wiserock.example"
 SANDBOX_PASSWORD = "sandbox-password"  # noqa: S105 - a local sandbox's fixed credential
-SANDBOX_API_KEY = "sandbox-anon-key"
+SANDBOX_API_KEY = "sandbox-anon-key"  # the project's anon (publishable) key
+SANDBOX_SERVICE_KEY = "sandbox-service-role-key"  # its service-role (secret) key
+API_KEYS = frozenset({SANDBOX_API_KEY, SANDBOX_SERVICE_KEY})
 _JWT_SECRET = b"wiserock-sandbox-jwt-secret"
 _RANGE_HEADER = re.compile(r"^(\d+)-(\d*)$")
 RequestAction = t.Callable[["Sandbox"], None]
@@ -51,6 +66,7 @@ class Stats:
     refreshes: int = 0
     reads: int = 0
     token_requests: int = 0
+    descriptions: int = 0  # requests for the OpenAPI root
     read_log: list[tuple[float, int]] = dataclasses.field(default_factory=list)  # (time answered, status)
     read_arrivals: list[float] = dataclasses.field(default_factory=list)  # time.monotonic() as each read came in
     reads_in_flight: int = 0
@@ -71,39 +87,100 @@ class Sandbox:
     """The sandbox's state: tables, issued tokens, faults and counters."""
 
     def __init__(self, *, seed: int = 7, users: int = 2500, notes: int = 12000,
-                 faults: Faults | None = None) -> None:
+                 faults: Faults | None = None, tables: t.Sequence[tuple[TableDef, list[Row] | None]] | None = None) -> None:
+        """The sample tables (`users` and `notes` rows from `seed`), or the given (definition, rows) pairs."""
         self.faults = faults or Faults()
         self.stats = Stats()
         self.user_id = str(uuid.UUID(int=seed))
         self._lock = threading.Lock()
+        self._defs: dict[str, TableDef] = {}
         self._tables: dict[str, list[Row]] = {}
-        self._ids: dict[str, list[int]] = {}
-        for name, rows in generate_tables(seed, users, notes).items():
-            self.replace_rows(name, rows)
+        self._keys: dict[str, list[t.Any] | None] = {}
+        sample = tables is None
+        if tables is None:
+            generated = generate_tables(seed, users, notes)
+            tables = [(definition, generated[definition.name]) for definition, _ in load_definitions(SAMPLE_DEFINITIONS)]
+        for definition, rows in tables:
+            self.create_table(definition, rows or [], check=not sample)  # the generator's rows fit by construction
         self._refresh_tokens: dict[str, bool] = {}  # token -> already used
         self._revoked: set[str] = set()
 
-    # -- data, for tests and actions -------------------------------------------------
+    # -- tables and data, for tests and actions ------------------------------------------
+    def create_table(self, definition: TableDef, rows: t.Iterable[Row] = (), *, check: bool = True) -> None:
+        """Add (or replace) a table; `check` verifies that each value is one its column type can render."""
+        with self._lock:
+            self._defs[definition.name] = definition
+            self._tables[definition.name] = []
+            self._keys[definition.name] = None
+        self.replace_rows(definition.name, rows, check=check)
+
+    def definition(self, table: str) -> TableDef:
+        with self._lock:
+            return self._defs[table]
+
+    def definitions(self) -> list[TableDef]:
+        with self._lock:
+            return list(self._defs.values())
+
     def rows(self, table: str) -> list[Row]:
         with self._lock:
             return [dict(row) for row in self._tables[table]]
 
-    def replace_rows(self, table: str, rows: t.Iterable[Row]) -> None:
-        ordered = sorted(rows, key=lambda row: row["id"])
+    def replace_rows(self, table: str, rows: t.Iterable[Row], *, check: bool = False) -> None:
+        """Store rows in primary-key order; every column of the table is in every row (null when missing)."""
+        definition = self.definition(table)
+        names = definition.names
+        complete = []
+        for row in rows:
+            unknown = set(row) - set(names)
+            if unknown:
+                raise ValueError(f"table {table} has no column {sorted(unknown)}")
+            full = {name: row.get(name) for name in names}
+            if check:
+                for column in definition.columns:
+                    if not fits(column, full[column.name]):
+                        raise ValueError(f"table {table}, column {column.name} ({column.type}): {full[column.name]!r}")
+            complete.append(full)
+        key = [definition.column(name) for name in definition.primary_key]
+        if key:
+            complete.sort(key=lambda row: tuple(sort_key(column, row[column.name]) for column in key))
+        fast = len(key) == 1 and key[0].base_type in INTEGER_TYPES
         with self._lock:
-            self._tables[table] = ordered
-            self._ids[table] = [row["id"] for row in ordered]
+            self._tables[table] = complete
+            self._keys[table] = [row[key[0].name] for row in complete] if fast else None
 
-    def delete_rows(self, table: str, ids: t.Iterable[int]) -> None:
-        doomed = set(ids)
-        self.replace_rows(table, [row for row in self.rows(table) if row["id"] not in doomed])
+    def _key_of(self, table: str, row: Row) -> t.Any:
+        names = self.definition(table).primary_key
+        return row[names[0]] if len(names) == 1 else tuple(row[name] for name in names)
+
+    def delete_rows(self, table: str, keys: t.Iterable[t.Any]) -> None:
+        """Delete rows by primary key (a value, or a tuple for a composite key)."""
+        doomed = set(keys)
+        self.replace_rows(table, [row for row in self.rows(table) if self._key_of(table, row) not in doomed])
 
     def insert_rows(self, table: str, rows: t.Iterable[Row]) -> None:
         self.replace_rows(table, [*self.rows(table), *rows])
 
     def drop_table(self, table: str) -> None:
         with self._lock:
-            del self._tables[table], self._ids[table]
+            del self._tables[table], self._keys[table], self._defs[table]
+
+    def add_column(self, table: str, column: Column) -> None:
+        """ALTER TABLE ... ADD COLUMN: every row gets it, null."""
+        definition = self.definition(table)
+        self.create_table(dataclasses.replace(definition, columns=(*definition.columns, column)), self.rows(table),
+                          check=False)
+
+    def drop_column(self, table: str, name: str) -> None:
+        definition = self.definition(table)
+        kept = tuple(column for column in definition.columns if column.name != name)
+        rows = [{key: value for key, value in row.items() if key != name} for row in self.rows(table)]
+        self.create_table(dataclasses.replace(definition, columns=kept), rows, check=False)
+
+    def set_rls_without_policy(self, table: str, on: bool = True) -> None:
+        """Row Level Security on with no policy: anon and authenticated users read no rows."""
+        with self._lock:
+            self._defs[table] = dataclasses.replace(self._defs[table], rls_without_policy=on)
 
     def expire_tokens(self) -> None:
         """Make every access token issued so far answer 401 "JWT expired"."""
@@ -151,8 +228,13 @@ class Sandbox:
                                      "message": "Invalid Refresh Token: Already Used"})
             self._refresh_tokens[token] = True
 
-    def check_access_token(self, authorization: str | None) -> None:
+    def check_access_token(self, authorization: str | None) -> str:
+        """The database role a request runs as: `service_role` with the service key as bearer,
+        `authenticated` with a valid user token; the anon role is refused, as on a project
+        with anonymous access disabled."""
         token = (authorization or "").removeprefix("Bearer ").strip()
+        if token == SANDBOX_SERVICE_KEY:
+            return "service_role"
         if not token or token == SANDBOX_API_KEY:
             raise postgrest_error(401, "PGRST302", "Anonymous access is disabled")
         try:
@@ -168,6 +250,15 @@ class Sandbox:
                 401, self.faults.jwt_expired_code, "JWT expired",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token", error_description="JWT expired"'},
             )
+        return "authenticated"
+
+    def describe(self, api_key: str, host: str) -> dict[str, t.Any]:
+        """The OpenAPI root: with the service-role key the description, with the anon key 403,
+        as the platform answers since the root was restricted to secret keys."""
+        if api_key != SANDBOX_SERVICE_KEY:
+            raise postgrest_error(403, "42501", "permission denied for the OpenAPI description",
+                                  hint="Only the service_role or a secret API key may read the schema description")
+        return openapi.describe(self.definitions(), host)
 
     # -- PostgREST reads -------------------------------------------------------------
     def answered(self, status: int, *, read: bool) -> None:
@@ -188,17 +279,19 @@ class Sandbox:
             return self.stats.reads
 
     def read(self, table: str, params: list[tuple[str, str]], range_header: str | None,
-             prefer: str | None) -> tuple[int, list[Row], dict[str, str]]:
+             prefer: str | None, role: str = "authenticated") -> tuple[int, str, dict[str, str]]:
+        """A GET of a table as `role`: the status, the JSON body and headers."""
         with self._lock:
             if table not in self._tables:
                 close = [name for name in self._tables if name.rstrip("s") == table.rstrip("s")]
                 raise postgrest_error(
                     404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache",
                     hint=f"Perhaps you meant the table 'public.{close[0]}'" if close else None)
-            rows, ids = self._tables[table], self._ids[table]
-        columns = list(rows[0]) if rows else []
-        query = Query.parse(table, params, columns)
-        selected = query.apply(rows, ids)
+            definition, rows, keys = self._defs[table], self._tables[table], self._keys[table]
+        if definition.rls_without_policy and role != "service_role":
+            rows, keys = [], [] if keys is not None else None  # RLS: no policy, no rows, no error
+        query = Query.parse(definition, params)
+        selected = query.apply(definition, rows, keys)
         lower, upper = query.offset, (query.offset + query.limit - 1) if query.limit is not None else None
         if range_header:
             match = _RANGE_HEADER.match(range_header.strip())
@@ -225,7 +318,9 @@ class Sandbox:
         shown_total = "*" if total is None else str(total)
         content_range = (f"{lower}-{lower + len(page) - 1}/{shown_total}" if page and total != 0
                          else f"*/{shown_total}")
-        return status, query.project(page), {"Content-Range": content_range}
+        page = query.project(page)
+        body = dumps(page) if has_exact_numbers(definition) else json.dumps(page, ensure_ascii=False)
+        return status, body, {"Content-Range": content_range}
 
 
 def _counts(prefer: str | None) -> bool:

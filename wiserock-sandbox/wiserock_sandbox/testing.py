@@ -15,11 +15,13 @@ from wiserock_sandbox.state import Faults, Sandbox
 
 @pytest.fixture
 def start_sandbox() -> t.Iterator[t.Callable[..., SandboxHTTPServer]]:
-    """`start_sandbox(users=..., notes=..., **faults)` serves a fresh sandbox; all stop after the test."""
+    """`start_sandbox(users=..., notes=..., tables=None, **faults)` serves a fresh sandbox (the sample
+    tables, or `tables`: (TableDef, rows) pairs); all stop after the test."""
     servers: list[SandboxHTTPServer] = []
 
-    def start(*, users: int = 300, notes: int = 1200, **faults: t.Any) -> SandboxHTTPServer:
-        server = SandboxHTTPServer(Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults))).start()
+    def start(*, users: int = 300, notes: int = 1200, tables: t.Any = None, **faults: t.Any) -> SandboxHTTPServer:
+        sandbox = Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults), tables=tables)
+        server = SandboxHTTPServer(sandbox).start()
         servers.append(server)
         return server
 

@@ -1,0 +1,69 @@
+"""The `tables` setting: which PostgREST tables and views to load, their keys, forced types and parents."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from tap_wiserock_api.errors import SettingError
+from tap_wiserock_api.kinds import SETTING_KINDS
+
+DEFAULT_TABLES: list[dict[str, t.Any]] = [{"name": "user"}, {"name": "note", "parents": ["user"]}]
+EXAMPLE = '[{"name": "event", "key": ["tenant", "seq"], "column_types": {"amount": "number"}, "parents": ["user"]}]'
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSetting:
+    name: str
+    key: tuple[str, ...] | None = None  # None: the description's primary key, else `id`
+    column_types: dict[str, str] = dataclasses.field(default_factory=dict)
+    parents: tuple[str, ...] = ()
+
+
+def parse_tables(value: t.Any) -> list[TableSetting]:
+    """The setting's entries, checked: names unique, kinds known, parents listed."""
+    tables = [_entry(number, spec) for number, spec in enumerate(value or [], start=1)]
+    names = [table.name for table in tables]
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise SettingError(f"tables: {', '.join(map(repr, duplicates))} listed more than once")
+    for table in tables:
+        if unknown := [parent for parent in table.parents if parent not in names]:
+            raise SettingError(f"tables: {table.name!r} names parents that are not in tables: {', '.join(map(repr, unknown))}")
+    return tables
+
+
+def _entry(number: int, spec: t.Any) -> TableSetting:
+    where = f"tables entry {number}"
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise SettingError(f"{where}: expected an object with a table name, e.g. {EXAMPLE}")
+    where = f"tables entry {spec['name']!r}"
+    key = spec.get("key")
+    if isinstance(key, str):
+        key = [key]
+    if key is not None and (not isinstance(key, list) or not key or not all(isinstance(k, str) and k for k in key)):
+        raise SettingError(f"{where}: key must be a column name or a list of column names")
+    types = spec.get("column_types") or {}
+    if not isinstance(types, dict) or (bad := {c: k for c, k in types.items() if k not in SETTING_KINDS}):
+        raise SettingError(f"{where}: column_types must map columns to one of {', '.join(SETTING_KINDS)}"
+                           + (f", got {bad}" if isinstance(types, dict) else ""))
+    parents = spec.get("parents") or []
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise SettingError(f"{where}: parents must be a list of table names")
+    return TableSetting(spec["name"], tuple(key) if key else None, dict(types), tuple(parents))
+
+
+def parents_first(names: t.Sequence[str], parents: t.Mapping[str, t.Iterable[str]]) -> tuple[list[str], list[str]]:
+    """`names` ordered so that each table comes after its parents (among `names`), keeping the
+    listed order otherwise; and the tables of a cycle, if any (they keep their listed order)."""
+    waiting = {name: {p for p in parents.get(name, ()) if p in names and p != name} for name in names}
+    ordered: list[str] = []
+    while waiting:
+        ready = next((name for name in names if name in waiting and not waiting[name]), None)
+        if ready is None:
+            cycle = [name for name in names if name in waiting]
+            return ordered + cycle, cycle
+        ordered.append(ready)
+        del waiting[ready]
+        for pending in waiting.values():
+            pending.discard(ready)
+    return ordered, []
