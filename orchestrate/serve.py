@@ -133,6 +133,7 @@ class Web:
     """The web UI's GraphQL API, as the README shows it."""
 
     def __init__(self, port: int) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
 
     def query(self, query: str, variables: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
@@ -215,11 +216,12 @@ def serve() -> int:
     signal.signal(signal.SIGINT, _raise_stop)
     try:
         with local_services(root) as (env, _database):
-            env.update(DAGSTER_HOME=str(dagster_home(env)), MELTANO_PROJECT_ROOT=str(root), DAGSTER_PORT=str(port))
+            home = dagster_home(env)
+            env.update(DAGSTER_HOME=str(home), MELTANO_PROJECT_ROOT=str(root), DAGSTER_PORT=str(port))
             settings = {**project_env(root), **env}
             create_storage_schema(settings)
-            write_instance(dagster_home(env), settings)
-            return run_dagster(Processes(env, root), Web(port), root, dagster_home(env))
+            write_instance(home, settings)
+            return run_dagster(Processes(env, root), Web(port), root, home)
     except Stop as stop:
         say(f"{stop}: stopped")
         return 0
@@ -245,12 +247,11 @@ def run_dagster(processes: Processes, web: Web, root: pathlib.Path, home: pathli
         "host": "127.0.0.1", "port": code_port, "location_name": LOCATION}}]}), encoding="utf-8")
     try:
         processes.start("code server", "dagster", "code-server", "start", "--host", "127.0.0.1", "--port", str(code_port),
-                        "--module-name", "wiserock_dagster.definitions",
-                        "--location-name", LOCATION)
+                        "--module-name", "wiserock_dagster.definitions", "--location-name", LOCATION)
         if problem := wait_for_port(code_port, processes):
             say(f"error: the code server did not start: {problem}; its error is above")
             return 1
-        processes.start("web UI", "dagster-webserver", "--host", "127.0.0.1", "--port", web.url.rsplit(":", 1)[1],
+        processes.start("web UI", "dagster-webserver", "--host", "127.0.0.1", "--port", str(web.port),
                         "--workspace", str(workspace), "--log-level", "warning")
         processes.start("daemon", "dagster-daemon", "run", "--workspace", str(workspace))
         while not web.ready():
