@@ -123,6 +123,9 @@ def test_a_tick_while_a_run_goes_is_queued_and_cancel_stops_the_load(orchestra, 
         orchestra.wait_for_status(going, {"CANCELED"}, 60)
         wait_for(lambda: not alive(group), 30, "Meltano, the tap and the loader to stop")
         assert {table: module_warehouse.fingerprint(table) for table in API_TABLES} == good
+        stopping = [event.get("message") or "" for event in orchestra.logs(going)]
+        assert any("target-wiserock-postgres: error: stopped by signal SIGTERM" in line for line in stopping)  # rolled back
+        assert any("The process was terminated" in line for line in stopping)  # Meltano's last words reach the log
     finally:
         gate.set()
         box.faults.on_request.clear()

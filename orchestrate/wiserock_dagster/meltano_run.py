@@ -58,6 +58,21 @@ def meltano_executable(project_root: pathlib.Path) -> pathlib.Path:
     return pathlib.Path(os.environ.get("MELTANO_BIN") or project_root / ".venv" / "bin" / "meltano")
 
 
+@contextlib.contextmanager
+def _interrupts_deferred() -> t.Iterator[None]:
+    """Hold back SIGINT and SIGTERM (Dagster's interrupts) while the session stops: stopping half-way
+    and leaving would close Meltano's output pipe while it records the run as failed, and Meltano,
+    killed by that, would leave its "already running" lock behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def stop_session(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM to the process group; SIGKILL to what is left of it after `grace` seconds."""
     with contextlib.suppress(ProcessLookupError):
@@ -81,38 +96,49 @@ def run(args: t.Sequence[str], *, project_root: pathlib.Path, env: t.Mapping[str
     """`meltano run ARGS` in the project; every output line goes to `log` as it comes.
 
     The session is stopped when the calling step is interrupted (Dagster interrupts a cancelled
-    run's process) or when `should_stop()` turns true, polled every `poll_seconds` (a step on a
-    Celery worker is never interrupted: dagster-celery only revokes its task).
+    run's process) or when `should_stop()` turns true, asked every `poll_seconds` (a step on a
+    Celery worker is never interrupted: dagster-celery only revokes its task). The output is read
+    by a thread of its own, to its end, also while the session stops.
     """
     command = [str(meltano_executable(project_root)), "run", *args]
     process = subprocess.Popen(command, cwd=project_root, env=dict(env), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
     outcome = Outcome()
-    finished = threading.Event()
 
-    def watch() -> None:
-        stop = False
-        while not finished.wait(poll_seconds):
-            with contextlib.suppress(Exception):  # a failed look (storage busy) is retried at the next poll
-                stop = should_stop()
-            if stop:
-                outcome.stopped = True
-                stop_session(process)
-                return
-
-    watcher = threading.Thread(target=watch, name="meltano-stop-watch", daemon=True)
-    watcher.start()
-    try:
-        log(f"meltano {' '.join(command[1:])}: pid {process.pid}, in a process group of its own")
+    def read() -> None:
         for line in process.stdout or ():
             line = line.rstrip("\n")
             outcome.see(line)
             log(line)
-        outcome.code = process.wait()
+
+    reader = threading.Thread(target=read, name="meltano-output", daemon=True)
+    try:
+        log(f"meltano {' '.join(command[1:])}: pid {process.pid}, in a process group of its own")
+        reader.start()
+        while (code := _wait(process, poll_seconds)) is None:
+            if _asked_to_stop(should_stop):
+                outcome.stopped = True
+                with _interrupts_deferred():
+                    stop_session(process)
     except BaseException:  # the step was interrupted: stop the whole session before going on
-        stop_session(process)
+        with _interrupts_deferred():
+            stop_session(process)
+            reader.join(STOP_GRACE_SECONDS)
         raise
-    finally:
-        finished.set()
-        watcher.join()
+    reader.join(STOP_GRACE_SECONDS)
+    outcome.code = code
     return outcome
+
+
+def _wait(process: subprocess.Popen, seconds: float) -> int | None:
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _asked_to_stop(should_stop: t.Callable[[], bool]) -> bool:
+    try:
+        return should_stop()
+    except Exception:  # a failed look (storage busy) is retried at the next poll
+        return False
