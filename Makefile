@@ -4,13 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.installed
+ORCH_VENV := orchestrate/.venv
+ORCH_STAMP := $(ORCH_VENV)/.installed
 
-.PHONY: run test bench bench-large install stop-db clean help
+.PHONY: run test bench bench-large install orchestrate orchestrate-worker install-orchestrate stop-db clean help
 help:
 	@echo "make run    install what is missing, then load both sources into PostgreSQL"
 	@echo "make test   install what is missing, then run every test"
 	@echo "make bench  measure load speed and memory (writes bench/results.md)"
 	@echo "make bench-large  the CSV path at 10M rows against COPY, memory at 1M and 10M (writes bench/results-large.md)"
+	@echo "make orchestrate  Dagster's web UI and daemon: the schedules of meltano.yml run by themselves"
+	@echo "make orchestrate-worker  one Celery worker for Dagster's steps (with DAGSTER_CELERY_BROKER_URL)"
 	@echo "make stop-db  stop the embedded PostgreSQL started by make run"
 
 install: $(PLUGINS_STAMP)
@@ -34,13 +38,30 @@ $(PLUGINS_STAMP): $(VENV_STAMP) meltano.yml plugins/loaders/target-postgres-melt
 run: install
 	$(BIN)/wiserock-elt run
 
-test: install
+test: install $(ORCH_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q wiserock-sandbox/tests
 	$(BIN)/python -m pytest -q tap-wiserock-api/tests
 	$(BIN)/python -m pytest -q tap-wiserock-csv/tests
 	$(BIN)/python -m pytest -q target-wiserock-postgres/tests
 	$(BIN)/python -m pytest -q tests
+	$(ORCH_VENV)/bin/python -m pytest -q orchestrate/tests
+
+# Dagster gets its own environment (with the project's uv): in .venv it would downgrade
+# python-dateutil. It holds the project's elt/ and CSV tap (for their settings and naming rule).
+$(ORCH_STAMP): $(VENV_STAMP) orchestrate/requirements.txt orchestrate/requirements-test.txt orchestrate/pyproject.toml pyproject.toml tap-wiserock-csv/pyproject.toml wiserock-sandbox/pyproject.toml
+	test -x $(ORCH_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(ORCH_VENV)
+	UV_COMPILE_BYTECODE=1 $(BIN)/uv pip install --quiet --python $(ORCH_VENV)/bin/python \
+		-r orchestrate/requirements.txt -r orchestrate/requirements-test.txt
+	touch $@
+
+install-orchestrate: install $(ORCH_STAMP)
+
+orchestrate: install-orchestrate
+	$(BIN)/python orchestrate/serve.py
+
+orchestrate-worker: install-orchestrate
+	$(BIN)/python orchestrate/serve.py worker
 
 # The peers (dlt, sling) get their own environment so that they never touch the project's.
 BENCH_VENV := bench/.venv
@@ -62,4 +83,4 @@ stop-db:
 	$(BIN)/wiserock-elt stop-db
 
 clean:
-	rm -rf $(VENV) .meltano $(BENCH_VENV)
+	rm -rf $(VENV) .meltano $(BENCH_VENV) $(ORCH_VENV)

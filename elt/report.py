@@ -12,6 +12,7 @@ import dataclasses
 import os
 import pathlib
 import sys
+import typing as t
 
 import psycopg
 from psycopg import sql
@@ -34,6 +35,13 @@ class Relation:
         return f"{self.child}.{self.column} -> {self.parent}.{self.key}"
 
 
+@dataclasses.dataclass(frozen=True)
+class TableChange:
+    rows: int
+    added: int | None  # keys new since the snapshot; None: unknown (no snapshot of the table)
+    deleted: int | None
+
+
 # Foreign keys the staging tables honour (the loader creates none: each table is a source's snapshot).
 RELATIONS = (
     Relation("stg_wiserock_note", "user_id", "stg_wiserock_user", "id"),
@@ -48,19 +56,21 @@ class Report:
         self.schema = schema
         self.meta_schema = f"{schema}_elt"  # the report's own bookkeeping, out of analysts' way
 
-    def staging_tables(self) -> dict[str, list[str]]:
-        """Staging tables and their primary key columns."""
-        rows = self.connection.execute(
+    def staging_tables(self, names: t.Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Staging tables (those of `names` that exist, else every `stg_wiserock_*` table) and their
+        primary key columns."""
+        where = sql.SQL("c.relname = any(%s)") if names is not None else sql.SQL("c.relname like %s")
+        rows = self.connection.execute(sql.SQL(
             """select c.relname, coalesce(array_agg(a.attname order by k.ord)
-                       filter (where a.attname is not null), '{}')
+                       filter (where a.attname is not null), '{{}}')
                from pg_class c
                join pg_namespace n on n.oid = c.relnamespace
                left join pg_index i on i.indrelid = c.oid and i.indisprimary
                left join lateral unnest(i.indkey) with ordinality k(attnum, ord) on true
                left join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
-               where n.nspname = %s and c.relkind = 'r' and c.relname like %s
-               group by c.relname order by c.relname""",
-            (self.schema, TABLE_PREFIX.replace("_", r"\_") + "%"),
+               where n.nspname = %s and c.relkind = 'r' and {}
+               group by c.relname order by c.relname""").format(where),
+            (self.schema, list(names) if names is not None else TABLE_PREFIX.replace("_", r"\_") + "%"),
         ).fetchall()
         return {name: list(keys) for name, keys in rows}
 
@@ -73,28 +83,33 @@ class Report:
     def _keys_table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.meta_schema, f"keys_{name}")
 
-    def snapshot(self) -> None:
-        self.connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.meta_schema)))
-        self.connection.execute(sql.SQL("create table if not exists {} (started_at timestamptz not null)")
-                                .format(self._run_table()))
+    def snapshot(self, tables: t.Iterable[str] | None = None) -> None:
+        """Remember the keys of the staging tables (of `tables` only, when given)."""
         with self.connection.transaction():
+            # Loads of one run may snapshot their own tables at the same time (Dagster's steps):
+            # CREATE ... IF NOT EXISTS is not safe against a concurrent twin.
+            self.connection.execute("select pg_advisory_xact_lock(hashtext(%s))", (self.meta_schema,))
+            self.connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.meta_schema)))
+            self.connection.execute(sql.SQL("create table if not exists {} (started_at timestamptz not null)")
+                                    .format(self._run_table()))
             self.connection.execute(sql.SQL("delete from {}").format(self._run_table()))
             self.connection.execute(sql.SQL("insert into {} values (now())")
                                     .format(self._run_table()))
-        for table, keys in self.staging_tables().items():
+        for table, keys in self.staging_tables(tables).items():
             if not keys:
                 continue
             self.connection.execute(sql.SQL("drop table if exists {}").format(self._keys_table(table)))
             self.connection.execute(sql.SQL("create unlogged table {} as select {} from {}").format(
                 self._keys_table(table), sql.SQL(", ").join(map(sql.Identifier, keys)), self._table(table)))
 
-    def table_lines(self) -> list[str]:
-        lines = [f"  {'table':<34} {'rows':>10} {'added':>10} {'deleted':>10}"]
+    def changes(self, tables: t.Iterable[str] | None = None) -> dict[str, TableChange]:
+        """Rows of each staging table (of `tables` only, when given), and the keys added and deleted
+        since the snapshot (None where unknown); the snapshot of those tables is dropped."""
+        found = {}
         snapshot_taken = self._exists(self.meta_schema, "run")
-        for table, keys in self.staging_tables().items():
+        for table, keys in self.staging_tables(tables).items():
             rows = self._count(sql.SQL("select count(*) from {}").format(self._table(table)))
-            added: int | str = "-"
-            deleted: int | str = "-"
+            added = deleted = None
             if not self._exists(self.meta_schema, f"keys_{table}"):
                 if snapshot_taken:  # the table is new since the snapshot
                     added, deleted = rows, 0
@@ -105,14 +120,17 @@ class Report:
                 added = self._count(sql.SQL("select count(*) from {} t where not exists (select 1 from {} s where {})")
                                     .format(self._table(table), self._keys_table(table), match))
                 self.connection.execute(sql.SQL("drop table {}").format(self._keys_table(table)))
-            lines.append(f"  {table:<34} {rows:>10} {added:>10} {deleted:>10}")
-        return lines
+            found[table] = TableChange(rows, added, deleted)
+        return found
 
-    def orphans(self) -> dict[Relation, int | str]:
+    def table_lines(self) -> list[str]:
+        return change_lines(self.changes())
+
+    def orphans(self, relations: t.Iterable[Relation] = RELATIONS) -> dict[Relation, int | str]:
         """Child rows whose parent is missing, per relation; for a relation whose table or column
         the staging tables lack (the API's tables are whatever its source has), what is missing."""
         found: dict[Relation, int | str] = {}
-        for relation in RELATIONS:
+        for relation in relations:
             if missing := self._missing(relation):
                 found[relation] = f"not checked ({missing} is missing)"
                 continue
@@ -148,6 +166,16 @@ class Report:
     def _exists(self, schema: str, table: str) -> bool:
         return self.connection.execute("select to_regclass(%s) is not null",
                                        (sql.Identifier(schema, table).as_string(self.connection),)).fetchone()[0]
+
+
+def change_lines(changes: t.Mapping[str, TableChange]) -> list[str]:
+    """The summary's table: rows, keys added and deleted per table ('-' where unknown)."""
+    lines = [f"  {'table':<34} {'rows':>10} {'added':>10} {'deleted':>10}"]
+    for table, change in changes.items():
+        added = "-" if change.added is None else change.added
+        deleted = "-" if change.deleted is None else change.deleted
+        lines.append(f"  {table:<34} {change.rows:>10} {added:>10} {deleted:>10}")
+    return lines
 
 
 def summary_text(report: Report, database: Database, log_file: pathlib.Path) -> str:

@@ -81,20 +81,27 @@ def run_job(env: dict[str, str]) -> tuple[int, str | None, bool]:
     return process.wait(), transient, refused
 
 
-def run(attempts: int = ATTEMPTS) -> int:
-    configured = project_env()
+@contextlib.contextmanager
+def local_services(project_dir: pathlib.Path = PROJECT_DIR) -> t.Iterator[tuple[dict[str, str], Database]]:
+    """The environment a job needs, with what is not configured started locally for as long as
+    the block lasts: the embedded PostgreSQL with no DB_HOST (it stays up afterwards), the
+    sandbox with no API_URL; DB_SCHEMA defaults to `wiserock`. An unreachable database is one line."""
+    configured = project_env(project_dir)
     env = dict(os.environ)
     if not configured.get("DB_HOST"):
-        env.update(start_embedded(PROJECT_DIR))
-        log(f"no DB_HOST configured: using the embedded PostgreSQL in {PROJECT_DIR / EMBEDDED_DATA_DIR}")
+        env.update(start_embedded(project_dir))
+        log(f"no DB_HOST configured: using the embedded PostgreSQL in {project_dir / EMBEDDED_DATA_DIR}")
     if not configured.get("DB_SCHEMA"):
         env["DB_SCHEMA"] = DEFAULT_SCHEMA
     database = Database.from_env({**configured, **env})
     if problem := connection_problem(database):
-        log(f"error: {problem}")
-        return 1
-    context = sandbox_api(env) if not configured.get("API_URL") else contextlib.nullcontext()
-    with context:
+        raise SystemExit(f"wiserock-elt: error: {problem}")
+    with sandbox_api(env) if not configured.get("API_URL") else contextlib.nullcontext():
+        yield env, database
+
+
+def run(attempts: int = ATTEMPTS) -> int:
+    with local_services() as (env, database):
         for attempt in range(1, attempts + 1):
             code, transient, refused = run_job(env)
             if code == 0:
