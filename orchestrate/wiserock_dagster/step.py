@@ -14,7 +14,6 @@ import typing as t
 
 import dagster as dg
 import psycopg
-from psycopg import sql
 
 from elt.database import connect
 from elt.report import Relation, Report, TableChange, change_lines
@@ -83,18 +82,6 @@ def check_name(relation: Relation) -> str:
     return f"no_orphan_{relation.column}"
 
 
-def create_schema(connection: psycopg.Connection, schema: str) -> None:
-    """The staging schema, created once before loads that may start together (on Celery workers):
-    each loader's own check-then-create would race, and one of them fail, on a new schema."""
-    exists = "select 1 from pg_namespace where nspname = %s"
-    if connection.execute(exists, (schema,)).fetchone():  # checked first: creating needs the CREATE right
-        return
-    with connection.transaction():
-        connection.execute("select pg_advisory_xact_lock(hashtext(%s))", (schema,))
-        if not connection.execute(exists, (schema,)).fetchone():
-            connection.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
-
-
 def _change_metadata(change: TableChange, database: Database, table: str) -> dict[str, t.Any]:
     metadata: dict[str, t.Any] = {"rows": change.rows, "dagster/row_count": change.rows,
                                   "dagster/table_name": f"{database.schema}.{table}"}
@@ -139,7 +126,6 @@ class LoadStep:
                               f"(pid {os.getpid()}), into {database.label} schema {database.schema}")
         try:
             with connect(database) as connection:
-                create_schema(connection, database.schema)
                 Report(connection, database.schema).snapshot(names)
         except psycopg.Error as exc:
             self._database_error(exc, database)
