@@ -38,11 +38,17 @@ def start_embedded(project_dir: pathlib.Path) -> dict[str, str]:
     return {"DB_HOST": socket_dir, "DB_PORT": "5432", "DB_USER": "postgres", "DB_PASSWORD": "", "DB_NAME": "postgres"}
 
 
+def embedded_running(project_dir: pathlib.Path) -> bool:
+    return (project_dir / EMBEDDED_DATA_DIR / "postmaster.pid").exists()
+
+
 def stop_embedded(project_dir: pathlib.Path) -> bool:
     data_dir = project_dir / EMBEDDED_DATA_DIR
-    if not (data_dir / "postmaster.pid").exists():
+    if not embedded_running(project_dir):
         return False
-    _pgserver().get_server(data_dir, cleanup_mode="stop").cleanup()
+    server = _pgserver().get_server(data_dir, cleanup_mode="stop")
+    server.cleanup_mode = "stop"  # a handle this process got from start_embedded was asked to keep it up
+    server.cleanup()
     return True
 
 

@@ -18,7 +18,14 @@ import tempfile
 import time
 import typing as t
 
-from elt.database import EMBEDDED_DATA_DIR, connection_problem, psql_url, start_embedded, stop_embedded
+from elt.database import (
+    EMBEDDED_DATA_DIR,
+    connection_problem,
+    embedded_running,
+    psql_url,
+    start_embedded,
+    stop_embedded,
+)
 from elt.settings import DEFAULT_SCHEMA, PROJECT_DIR, Database, project_env
 
 JOB = "wiserock-load"
@@ -82,22 +89,33 @@ def run_job(env: dict[str, str]) -> tuple[int, str | None, bool]:
 
 
 @contextlib.contextmanager
-def local_services(project_dir: pathlib.Path = PROJECT_DIR) -> t.Iterator[tuple[dict[str, str], Database]]:
+def local_services(project_dir: pathlib.Path = PROJECT_DIR, *, keep_database: bool = True,
+                   ) -> t.Iterator[tuple[dict[str, str], Database]]:
     """The environment a job needs, with what is not configured started locally for as long as
-    the block lasts: the embedded PostgreSQL with no DB_HOST (it stays up afterwards), the
-    sandbox with no API_URL; DB_SCHEMA defaults to `wiserock`. An unreachable database is one line."""
+    the block lasts: the embedded PostgreSQL with no DB_HOST, the sandbox with no API_URL;
+    DB_SCHEMA defaults to `wiserock`. An unreachable database is one line. The embedded server
+    stays up afterwards (to look at the tables) unless `keep_database` is false and this block
+    started it (a service such as `make orchestrate` stops what it started)."""
     configured = project_env(project_dir)
     env = dict(os.environ)
+    started_database = False
     if not configured.get("DB_HOST"):
+        started_database = not embedded_running(project_dir)
         env.update(start_embedded(project_dir))
         log(f"no DB_HOST configured: using the embedded PostgreSQL in {project_dir / EMBEDDED_DATA_DIR}")
-    if not configured.get("DB_SCHEMA"):
-        env["DB_SCHEMA"] = DEFAULT_SCHEMA
-    database = Database.from_env({**configured, **env})
-    if problem := connection_problem(database):
-        raise SystemExit(f"wiserock-elt: error: {problem}")
-    with sandbox_api(env) if not configured.get("API_URL") else contextlib.nullcontext():
-        yield env, database
+    try:
+        if not configured.get("DB_SCHEMA"):
+            env["DB_SCHEMA"] = DEFAULT_SCHEMA
+        database = Database.from_env({**configured, **env})
+        if problem := connection_problem(database):
+            raise SystemExit(f"wiserock-elt: error: {problem}")
+        with sandbox_api(env) if not configured.get("API_URL") else contextlib.nullcontext():
+            yield env, database
+    finally:
+        if started_database and not keep_database:
+            stop_embedded(project_dir)
+            log("stopped the embedded PostgreSQL it had started (its data stays in "
+                f"{project_dir / EMBEDDED_DATA_DIR}; make run starts it again)")
 
 
 def run(attempts: int = ATTEMPTS) -> int:

@@ -215,7 +215,7 @@ def serve() -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     try:
-        with local_services(root) as (env, _database):
+        with local_services(root, keep_database=False) as (env, _database):
             home = dagster_home(env)
             env.update(DAGSTER_HOME=str(home), MELTANO_PROJECT_ROOT=str(root), DAGSTER_PORT=str(port))
             settings = {**project_env(root), **env}
