@@ -37,19 +37,20 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from elt.database import connect
 from elt.run import local_services
-from elt.settings import PROJECT_DIR, project_env
+from elt.settings import Database, project_env
+from wiserock_dagster.project import MELTANO_JOB_TAG, STAGING_DATABASE_SETTINGS, project_root  # no Dagster needed
 
 ORCHESTRATE_DIR = pathlib.Path(__file__).resolve().parent
 DAGSTER_BIN = ORCHESTRATE_DIR / ".venv" / "bin"
 CELERY_CONFIG_DIR = ORCHESTRATE_DIR / "celery_worker"  # dagster_celery_config: the broker from the environment
 LOCATION = "wiserock-elt"
-MELTANO_JOB_TAG = "meltano/job"  # wiserock_dagster.alerts.MELTANO_JOB_TAG (that module needs Dagster)
 STOP_SECONDS = 30
 # Dagster's storage on PostgreSQL: .env key -> postgres_db field (values stay in the environment).
 PG_SETTINGS = {"DAGSTER_PG_HOST": "hostname", "DAGSTER_PG_PORT": "port", "DAGSTER_PG_USER": "username",
                "DAGSTER_PG_PASSWORD": "password", "DAGSTER_PG_DB": "db_name"}
-WORKER_SETTINGS = ("DB_HOST", "DB_NAME", "DB_SCHEMA", "DAGSTER_CELERY_BROKER_URL")
+WORKER_SETTINGS = (*STAGING_DATABASE_SETTINGS, "DAGSTER_CELERY_BROKER_URL")
 
 
 def say(message: str) -> None:
@@ -188,15 +189,15 @@ def create_storage_schema(env: t.Mapping[str, str]) -> None:
     """DAGSTER_PG_SCHEMA: Dagster creates its tables, not the schema that holds them."""
     if not (env.get("DAGSTER_PG_HOST") and env.get("DAGSTER_PG_SCHEMA")):
         return
-    params = {field: env[key] for key, field in PG_SETTINGS.items() if env.get(key)}
-    params = {"host": params["hostname"], "port": params.get("port", 5432), "user": params.get("username"),
-              "password": params.get("password"), "dbname": params.get("db_name")}
+    keys = {"DB_HOST": "DAGSTER_PG_HOST", "DB_PORT": "DAGSTER_PG_PORT", "DB_USER": "DAGSTER_PG_USER",
+            "DB_PASSWORD": "DAGSTER_PG_PASSWORD", "DB_NAME": "DAGSTER_PG_DB", "DB_SCHEMA": "DAGSTER_PG_SCHEMA"}
+    storage = Database.from_env({db_key: env[key] for db_key, key in keys.items() if env.get(key)})
     try:
-        with psycopg.connect(**{k: v for k, v in params.items() if v}, connect_timeout=10, autocommit=True) as connection:
-            connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(env["DAGSTER_PG_SCHEMA"])))
+        with connect(storage) as connection:
+            connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(storage.schema)))
     except psycopg.Error as exc:
-        raise SystemExit(f"wiserock-orchestrate: error: Dagster's storage at {params['host']}:{params['port']}/"
-                         f"{params['dbname']}: {' '.join(str(exc).split())}") from None
+        raise SystemExit(f"wiserock-orchestrate: error: Dagster's storage at {storage.label}: "
+                         f"{' '.join(str(exc).split())}") from None
 
 
 def dagster_installed() -> None:
@@ -207,7 +208,7 @@ def dagster_installed() -> None:
 
 def serve() -> int:
     dagster_installed()
-    root = pathlib.Path(os.environ.get("MELTANO_PROJECT_ROOT") or PROJECT_DIR).resolve()
+    root = project_root()
     port = int(project_env(root).get("DAGSTER_PORT") or 3000)
     if port_taken(port):
         raise SystemExit(f"wiserock-orchestrate: error: port {port} on 127.0.0.1 is in use (another Dagster?): "
@@ -281,7 +282,7 @@ def worker(name: str | None) -> t.NoReturn:
     """Become one Celery worker (one step at a time): Celery's own signals then apply (Ctrl-C or
     SIGTERM: finish the step in progress, then exit)."""
     dagster_installed()
-    root = pathlib.Path(os.environ.get("MELTANO_PROJECT_ROOT") or PROJECT_DIR).resolve()
+    root = project_root()
     env = {**os.environ, **project_env(root)}
     if missing := [key for key in WORKER_SETTINGS if not env.get(key)]:
         raise SystemExit(f"wiserock-orchestrate: error: {', '.join(missing)} not set (environment or .env): a worker "

@@ -11,9 +11,8 @@ import urllib.request
 
 import dagster as dg
 
-from wiserock_dagster.project import project_root, settings
+from wiserock_dagster.project import MELTANO_JOB_TAG, project_root, settings
 
-MELTANO_JOB_TAG = "meltano/job"
 TIMEOUT_SECONDS = 10
 
 

@@ -19,9 +19,9 @@ import zoneinfo
 
 import dagster as dg
 
-from wiserock_dagster.alerts import MELTANO_JOB_TAG, alert_on_run_failure
+from wiserock_dagster.alerts import alert_on_run_failure
 from wiserock_dagster.assets import load_assets
-from wiserock_dagster.project import Job, Load, MeltanoProject, project_root
+from wiserock_dagster.project import MELTANO_JOB_TAG, Job, Load, MeltanoProject, project_root
 from wiserock_dagster.tables import StagingTable, UnknownTables, staging_tables
 
 DEFAULT_TIMEZONE = "UTC"

@@ -20,6 +20,10 @@ from elt.settings import PROJECT_DIR, project_env
 # The project's report utility brackets each load (keys before, rows/added/deleted/orphans after);
 # in Dagster every load step does that itself for its own tables, so its tasks need no step.
 REPORT_UTILITY = "wiserock-report"
+# The tag of every run of a Meltano job: the run queue lets one run per value go at a time.
+MELTANO_JOB_TAG = "meltano/job"
+# Where the staging tables are: without them a machine cannot load (it never starts a database of its own).
+STAGING_DATABASE_SETTINGS = ("DB_HOST", "DB_NAME", "DB_SCHEMA")
 # Meltano's interval presets (meltano.core.schedule.CRON_INTERVALS); None: never on a clock.
 INTERVAL_PRESETS: dict[str, str | None] = {
     "@once": None, "@manual": None, "@none": None,

@@ -20,13 +20,11 @@ from elt.report import Relation, Report, TableChange, change_lines
 from elt.run import ATTEMPTS, RETRY_WAIT_SECONDS, TRANSIENT_DATABASE_ERROR
 from elt.settings import Database
 from wiserock_dagster import meltano_run
-from wiserock_dagster.project import Load, project_root, settings
+from wiserock_dagster.project import STAGING_DATABASE_SETTINGS, Load, project_root, settings
 
 if t.TYPE_CHECKING:
     from wiserock_dagster.tables import StagingTable
 
-# Where the staging tables are: without them a machine cannot load (it never starts a database of its own).
-REQUIRED_SETTINGS = ("DB_HOST", "DB_NAME", "DB_SCHEMA")
 _STOPPING = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
 
 
@@ -108,7 +106,7 @@ class LoadStep:
         self.env = settings(self.root)
 
     def database(self) -> Database:
-        missing = [key for key in REQUIRED_SETTINGS if not self.env.get(key)]
+        missing = [key for key in STAGING_DATABASE_SETTINGS if not self.env.get(key)]
         if missing:
             raise dg.Failure(f"{', '.join(missing)} not set on {socket.gethostname()}: every machine that runs loads "
                              "needs the .env keys of the staging tables' database (it never starts one of its own)",
