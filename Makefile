@@ -48,8 +48,8 @@ test: install $(ORCH_STAMP)
 	$(ORCH_VENV)/bin/python -m pytest -q orchestrate/tests
 
 # Dagster gets its own environment (with the project's uv): in .venv it would downgrade
-# python-dateutil. It holds the project's elt/ and CSV tap (for their settings and naming rule).
-$(ORCH_STAMP): $(VENV_STAMP) orchestrate/requirements.txt orchestrate/requirements-test.txt orchestrate/pyproject.toml pyproject.toml tap-wiserock-csv/pyproject.toml wiserock-sandbox/pyproject.toml
+# python-dateutil. It holds the project's elt/ and both taps (for their settings and naming rules).
+$(ORCH_STAMP): $(VENV_STAMP) orchestrate/requirements.txt orchestrate/requirements-test.txt orchestrate/pyproject.toml pyproject.toml tap-wiserock-csv/pyproject.toml tap-wiserock-api/pyproject.toml wiserock-sandbox/pyproject.toml
 	test -x $(ORCH_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(ORCH_VENV)
 	UV_COMPILE_BYTECODE=1 $(BIN)/uv pip install --quiet --python $(ORCH_VENV)/bin/python \
 		-r orchestrate/requirements.txt -r orchestrate/requirements-test.txt

@@ -168,6 +168,21 @@ def test_what_dagster_cannot_run_is_one_line_naming_it(tmp_path, capsys):
                                                "(e.g. UTC, Europe/Paris): no schedule runs")
 
 
+def test_the_api_taps_tables_setting_is_read_as_the_tap_reads_it(capsys):
+    """Checked by the tap's own rules: a setting the tap would refuse leaves the job out, in one line."""
+    tables = '[{"name": "account", "key": "uid"}, {"name": "entry", "key": ["account", "seq"], "parents": ["account"]}]'
+    repo = repository(PROJECT_DIR, TAP_WISEROCK_API_TABLES=tables)
+    assert capsys.readouterr().err == ""
+    api = repo.get_job("wiserock_load").asset_layer
+    assert {"stg_wiserock_account", "stg_wiserock_entry"} <= {key.to_user_string() for key in api.executable_asset_keys}
+    repo = repository(PROJECT_DIR, TAP_WISEROCK_API_TABLES='[{"name": "entry", "parents": ["account"]}]')
+    assert capsys.readouterr().err.strip() == (
+        "wiserock-dagster: job 'wiserock-load' is not run by Dagster: the tables of tap-wiserock-api cannot be told: "
+        "tables: 'entry' names parents that are not in tables: 'account'\n"
+        "wiserock-dagster: schedule 'wiserock-daily' is not run by Dagster: a job Dagster does not run 'wiserock-load'")
+    assert repo.schedule_defs == []
+
+
 def test_steps_go_to_celery_workers_when_a_broker_is_set():
     broker = "pyamqp://guest:guest@127.0.0.1:5672//"
     assert repository(PROJECT_DIR, DAGSTER_CELERY_BROKER_URL=broker).get_job("wiserock_load").executor_def.name == \

@@ -12,20 +12,20 @@ Parents come from the `parents` of the API's tables and from elt.report.RELATION
 from __future__ import annotations
 
 import dataclasses
-import graphlib
 import json
 import pathlib
 import re
 import typing as t
 
 from elt.report import RELATIONS, Relation
+from tap_wiserock_api.errors import SettingError
+from tap_wiserock_api.tables import DEFAULT_TABLES, parse_tables
+from tap_wiserock_api.tables import parents_first as names_parents_first
 from tap_wiserock_csv.naming import snake_name
 
 if t.TYPE_CHECKING:
     from wiserock_dagster.project import MeltanoProject, Plugin
 
-# tap-wiserock-api's `tables` default (the tables the API served before the setting existed).
-DEFAULT_API_TABLES: tuple[dict[str, t.Any], ...] = ({"name": "user"}, {"name": "note", "parents": ["user"]})
 _PREFIX_ALIAS = re.compile(r"""^\s*(['"])([^'"]*)\1\s*\+\s*__stream_name__\s*$""")
 
 
@@ -84,13 +84,12 @@ def _csv_streams(project: MeltanoProject, plugin: Plugin) -> list[tuple[str, tup
 
 
 def _api_streams(project: MeltanoProject, plugin: Plugin) -> list[tuple[str, tuple[str, ...] | None, list[str]]]:
-    tables = _as_list(plugin.setting("tables", project.env)) or list(DEFAULT_API_TABLES)
-    streams = []
-    for table in tables:
-        key = table.get("key")
-        keys = None if key is None else tuple(_as_list(key))
-        streams.append((table["name"], keys, list(table.get("parents") or [])))
-    return streams
+    """(table, keys, parents) per entry of the tap's `tables` setting, read and checked as the tap does."""
+    try:
+        tables = parse_tables(_as_list(plugin.setting("tables", project.env)) or DEFAULT_TABLES)
+    except SettingError as exc:
+        raise UnknownTables(str(exc)) from None
+    return [(table.name, table.key, list(table.parents)) for table in tables]
 
 
 def _catalog_streams(project: MeltanoProject, plugin: Plugin) -> list[tuple[str, tuple[str, ...] | None]]:
@@ -123,11 +122,8 @@ def staging_tables(project: MeltanoProject, extractor: str) -> list[StagingTable
 
 
 def parents_first(tables: list[StagingTable]) -> list[StagingTable]:
-    """Parents before their children (Dagster takes a step's results in that order); a cycle is kept as listed."""
+    """Parents before their children (Dagster takes a step's results in that order), as the API tap
+    orders its tables: the listed order otherwise, a cycle's tables last as listed."""
     by_name = {table.name: table for table in tables}
-    sorter = graphlib.TopologicalSorter({table.name: [p for p in table.parents if p in by_name and p != table.name]
-                                         for table in tables})
-    try:
-        return [by_name[name] for name in sorter.static_order()]
-    except graphlib.CycleError:
-        return tables
+    ordered, _cycle = names_parents_first(list(by_name), {table.name: table.parents for table in tables})
+    return [by_name[name] for name in ordered]
