@@ -74,6 +74,32 @@ def test_openapi_root_describes_every_table_for_the_service_key(events):
     assert document["definitions"]["device"]["properties"]["name"]["format"] == "character varying(40)"
 
 
+def test_a_view_is_described_as_postgrest_describes_views(start_sandbox):
+    """Reference 1.5: a view's columns are nullable (no `required`), it keeps its table's primary key
+    when every key column passes through, and a column passing a foreign key through keeps the
+    table's `<fk/>` note, naming the table."""
+    rows = [{**row, "device": DEVICES[0] if row["seq"] == 1 else row["device"]} for row in event_rows()]
+    with_key = TableDef.view("first_events", EVENT, ["tenant", "seq", "device"], where={"seq": 1})
+    without_key = TableDef.view("event_devices", EVENT, ["tenant", "device"])
+    server = start_sandbox(tables=[(DEVICE, []), (EVENT, rows), (with_key, None), (without_key, None)])
+    document = client_for(server, SANDBOX_SERVICE_KEY, login=False).postgrest.session.get(
+        "", headers={"Accept": "application/openapi+json"}).json()
+    view = document["definitions"]["first_events"]
+    assert "required" not in view and "required" in document["definitions"]["event"]
+    assert view["properties"]["tenant"]["description"] == "Note:\nThis is a Primary Key.<pk/>"
+    assert view["properties"]["device"] == document["definitions"]["event"]["properties"]["device"]
+    assert view["properties"]["device"]["description"].endswith("<fk table='device' column='id'/>")
+    assert "<pk/>" not in json.dumps(document["definitions"]["event_devices"])  # seq does not pass through
+    # Its rows are its table's, as they are now.
+    client = client_for(server)
+    shown = client.table("first_events").select("*").execute().data
+    assert sorted(shown, key=lambda row: row["tenant"]) == sorted(
+        ({"tenant": row["tenant"], "seq": 1, "device": DEVICES[0]} for row in rows if row["seq"] == 1),
+        key=lambda row: row["tenant"])
+    server.sandbox.delete_rows("event", [("zoe", 1)])
+    assert "zoe" not in {row["tenant"] for row in client.table("first_events").select("tenant").execute().data}
+
+
 def test_openapi_root_is_refused_to_the_anon_key_with_a_postgrest_error(events):
     client = client_for(events)
     answer = client.postgrest.session.get("", headers={"Accept": "application/openapi+json"})
@@ -154,7 +180,9 @@ def test_columns_can_be_added_and_dropped(events):
 
 def test_command_line_serves_a_definition_file(tmp_path):
     definitions = tmp_path / "tables.json"
-    definitions.write_text(json.dumps({"tables": [{**DEVICE.to_json(), "rows": [{"id": DEVICES[0], "name": "one"}]}]}))
+    view = TableDef.view("device_ids", DEVICE, ["id"])
+    definitions.write_text(json.dumps({"tables": [{**DEVICE.to_json(), "rows": [{"id": DEVICES[0], "name": "one"}]},
+                                                  view.to_json()]}))
     url_file = tmp_path / "url"
     process = subprocess.Popen([sys.executable, "-m", "wiserock_sandbox.cli", "--tables", str(definitions),
                                 "--url-file", str(url_file)], stdout=subprocess.PIPE, text=True)
@@ -165,6 +193,7 @@ def test_command_line_serves_a_definition_file(tmp_path):
             time.sleep(0.05)
         server = type("Server", (), {"url": url_file.read_text()})
         assert client_for(server).table("device").select("*").execute().data == [{"id": DEVICES[0], "name": "one"}]
+        assert client_for(server).table("device_ids").select("*").execute().data == [{"id": DEVICES[0]}]
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)

@@ -7,7 +7,15 @@ A definition file (JSON) lists tables the way PostgREST's schema cache knows the
                              {"name": "author_id", "type": "bigint", "references": "user.id"},
                              {"name": "tags", "type": "text[]"}],
                  "rls_without_policy": false,
-                 "rows": [{"id": "...", "author_id": 1, "tags": ["a"]}]}]}
+                 "rows": [{"id": "...", "author_id": 1, "tags": ["a"]}]},
+                {"name": "tagged_note", "view_of": "note", "columns": ["id", "author_id"],
+                 "where": {"pinned": true}}]}
+
+A view (`view_of` a table listed before it) shows some of that table's columns, of the rows whose
+`where` columns hold those values, always as they are now; it is described as PostgREST describes
+views (section 1.5 of the wire reference): every column nullable, so no `required`; the table's
+primary key when all its columns pass through; a column passing a foreign key through keeps the
+table's `<fk/>` note, which names the table.
 
 Types are spelled as PostgREST's OpenAPI `format` spells them (`bigint`, `numeric`, `text`,
 `uuid`, `jsonb`, `text[]`, `timestamp with time zone`, ...). Values are stored as PostgREST
@@ -56,6 +64,8 @@ class TableDef:
     name: str
     columns: tuple[Column, ...]
     rls_without_policy: bool = False  # RLS on and no policy: anon and authenticated read no rows
+    view_of: str | None = None  # a view: the table whose rows it shows
+    view_where: tuple[tuple[str, t.Any], ...] = ()  # (column, value): the table's rows it shows
 
     @property
     def names(self) -> list[str]:
@@ -71,20 +81,41 @@ class TableDef:
                 return column
         raise postgrest_error(400, "42703", f"column {self.name}.{name} does not exist")
 
+    def shows(self, row: Row) -> bool:
+        """Whether a view shows this row of its table."""
+        return all(row[column] == value for column, value in self.view_where)
+
     @classmethod
-    def from_json(cls, spec: dict[str, t.Any]) -> TableDef:
+    def view(cls, name: str, table: TableDef, columns: t.Sequence[str], where: t.Mapping[str, t.Any] | None = None) -> TableDef:
+        """`create view name as select columns from table where ...`, as PostgREST's schema cache sees it."""
+        passed = [table.column(column) for column in columns]
+        keeps_key = bool(table.primary_key) and set(table.primary_key) <= set(columns)
+        return cls(name, tuple(dataclasses.replace(column, nullable=True, primary_key=column.primary_key and keeps_key)
+                               for column in passed),
+                   view_of=table.name, view_where=tuple((where or {}).items()))
+
+    @classmethod
+    def from_json(cls, spec: dict[str, t.Any], tables: t.Mapping[str, TableDef] | None = None) -> TableDef:
+        """A table, or a view (`view_of`) of one of `tables`."""
+        if "view_of" in spec:
+            return cls.view(spec["name"], (tables or {})[spec["view_of"]], spec["columns"], spec.get("where"))
         columns = tuple(Column(**column) for column in spec["columns"])
         return cls(spec["name"], columns, bool(spec.get("rls_without_policy", False)))
 
     def to_json(self) -> dict[str, t.Any]:
+        if self.view_of is not None:
+            return {"name": self.name, "view_of": self.view_of, "columns": self.names, "where": dict(self.view_where)}
         return {"name": self.name, "columns": [dataclasses.asdict(column) for column in self.columns],
                 "rls_without_policy": self.rls_without_policy}
 
 
 def load_definitions(path: pathlib.Path) -> list[tuple[TableDef, list[Row] | None]]:
-    """Tables of a definition file, each with its rows (None when the file gives none)."""
+    """Tables of a definition file, each with its rows (None when the file gives none, and for a view)."""
     document = json.loads(path.read_text(encoding="utf-8"), parse_float=decimal.Decimal)
-    return [(TableDef.from_json(spec), spec.get("rows")) for spec in document["tables"]]
+    tables: dict[str, TableDef] = {}
+    for spec in document["tables"]:
+        tables[spec["name"]] = TableDef.from_json(spec, tables)
+    return [(tables[spec["name"]], spec.get("rows")) for spec in document["tables"]]
 
 
 # -- PostgreSQL semantics per type ---------------------------------------------------------

@@ -107,12 +107,19 @@ class Sandbox:
 
     # -- tables and data, for tests and actions ------------------------------------------
     def create_table(self, definition: TableDef, rows: t.Iterable[Row] = (), *, check: bool = True) -> None:
-        """Add (or replace) a table; `check` verifies that each value is one its column type can render."""
+        """Add (or replace) a table; `check` verifies that each value is one its column type can render.
+        A view (`TableDef.view`) takes no rows: it shows its table's."""
         with self._lock:
             self._defs[definition.name] = definition
             self._tables[definition.name] = []
             self._keys[definition.name] = None
+        if definition.view_of is not None:
+            rows = self._view_rows(definition)
         self.replace_rows(definition.name, rows, check=check)
+
+    def _view_rows(self, view: TableDef) -> list[Row]:
+        return [{name: row[name] for name in view.names} for row in self.rows(t.cast("str", view.view_of))
+                if view.shows(row)]
 
     def definition(self, table: str) -> TableDef:
         with self._lock:
@@ -148,6 +155,9 @@ class Sandbox:
         with self._lock:
             self._tables[table] = complete
             self._keys[table] = [row[key[0].name] for row in complete] if fast else None
+            views = [view for view in self._defs.values() if view.view_of == table]
+        for view in views:  # a view shows the rows as they are now
+            self.replace_rows(view.name, self._view_rows(view))
 
     def _key_of(self, table: str, row: Row) -> t.Any:
         names = self.definition(table).primary_key

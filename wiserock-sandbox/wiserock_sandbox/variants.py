@@ -1,9 +1,11 @@
 """Tables unlike the sample's, for tests: the shapes a real project may have instead.
 
 `user` has the columns a new user of the tap met (`username`, `balance`, `profile`, `tags`,
-`signed_up_at`; no first or last name), `note` a uuid key and `author_id`, and `event` (a table
-added through the tap's `tables` setting) a composite key of text and integer whose text values
-hold the characters PostgREST reserves in logic trees. Values: exact numerics, jsonb with
+`signed_up_at`; no first or last name), `note` a uuid key and `author_id` (its foreign key to
+`user`), `event` (a table added through the tap's `tables` setting) a composite key of text and
+integer whose text values hold the characters PostgREST reserves in logic trees, and a `user_id`
+referencing `user`. The view `PINNED_NOTE` (add `(PINNED_NOTE, None)` after `note`) shows the
+pinned notes, with their key and `author_id`'s foreign key as PostgREST describes views. Values: exact numerics, jsonb with
 nested decimals, arrays, timestamps with offsets and without, dates, and columns whose type
 only later rows show (integers then decimals, date-like text then other text, nulls then JSON).
 """
@@ -45,6 +47,7 @@ EVENT = TableDef("event", (
     Column("day", "date"),
     Column("local_time", "timestamp without time zone"),
 ))
+PINNED_NOTE = TableDef.view("pinned_note", NOTE, ["id", "author_id", "content"], where={"pinned": True})
 TENANTS = ("a,b", "a.b", "(x)", 'say "hi"', "back\\slash", "Zed", "apple", "Émile", "zoe", "ünder", "colon:y")
 FLAGS = ("Y", "N", "yes", "no", "true", "False", "t", "F", None)
 OFFSETS = ("+00:00", "+02:00", "-05:00", "+05:30", "-09:30")
