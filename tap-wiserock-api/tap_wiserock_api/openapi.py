@@ -4,7 +4,8 @@ PostgREST describes each table and view as a definition: its columns as properti
 with its PostgreSQL type as `format`; `required` lists the NOT NULL columns; a column's
 description carries `<pk/>` when it is part of the primary key and
 `<fk table='user' column='id'/>` when it references another table (single-column foreign
-keys only). On Supabase's platform the description answers only to the service-role or a
+keys only; a view's column passing a foreign-key column through carries the table's note).
+On Supabase's platform the description answers only to the service-role or a
 secret key; with the anon key it is refused (403).
 """
 
@@ -15,6 +16,7 @@ import re
 import typing as t
 
 from tap_wiserock_api.kinds import kind_of_format
+from tap_wiserock_api.references import Reference
 
 _FOREIGN_KEY = re.compile(r"<fk table='(?P<table>[^']*)' column='(?P<column>[^']*)'/>")
 
@@ -25,7 +27,7 @@ class TableDescription:
     formats: dict[str, str]  # name -> PostgreSQL type
     required: frozenset[str]
     primary_key: tuple[str, ...]
-    parents: tuple[str, ...]  # tables its foreign keys reference
+    references: tuple[Reference, ...]  # its foreign keys
 
 
 def describe_tables(document: t.Any) -> dict[str, TableDescription] | None:
@@ -40,12 +42,13 @@ def describe_tables(document: t.Any) -> dict[str, TableDescription] | None:
             continue
         formats = {column: str(prop.get("format") or prop.get("type") or "json") for column, prop in properties.items()}
         notes = {column: str(prop.get("description") or "") for column, prop in properties.items()}
-        parents = [match["table"] for note in notes.values() for match in _FOREIGN_KEY.finditer(note)]
+        references = [Reference(column, match["table"], match["column"])
+                      for column, note in notes.items() for match in _FOREIGN_KEY.finditer(note)]
         tables[name] = TableDescription(
             columns={column: kind_of_format(pg_type) for column, pg_type in formats.items()},
             formats=formats,
             required=frozenset(definition.get("required") or ()),
             primary_key=tuple(column for column, note in notes.items() if "<pk/>" in note),
-            parents=tuple(dict.fromkeys(parent for parent in parents if parent != name)),
+            references=tuple(references),
         )
     return tables

@@ -19,7 +19,7 @@ from singer_sdk.singerlib import SchemaMessage
 
 from tap_wiserock_api.batches import BatchFiles
 from tap_wiserock_api.client import PostgrestStream
-from tap_wiserock_api.errors import SourceShapeError
+from tap_wiserock_api.errors import SettingError, SourceShapeError
 from tap_wiserock_api.infer import TableTyping
 from tap_wiserock_api.keyset import Keyset
 from tap_wiserock_api.kinds import BOOLEAN, FLAG_COLUMN, ORDERABLE_KINDS, STRING, schema_of
@@ -39,6 +39,7 @@ if t.TYPE_CHECKING:
 
     from tap_wiserock_api.normalize import Converter
     from tap_wiserock_api.openapi import TableDescription
+    from tap_wiserock_api.references import Reference
     from tap_wiserock_api.tables import TableSetting
     from tap_wiserock_api.tap import TapWiseRockApi
 
@@ -53,6 +54,7 @@ class TableStream(PostgrestStream):
         self.mode = "rows"  # or "description": where the columns and types came from
         self.columns_known = True  # False: no description and no rows (and no earlier run to remember)
         self.parents: tuple[str, ...] = ()
+        self.references: tuple[Reference, ...] = ()  # the description's foreign keys and the entry's references
         self.kinds: dict[str, str] = {}  # every column's type (final, once every value was seen)
         self.sent_kinds: dict[str, str] = {}  # the types of the last SCHEMA message
         self.typing: TableTyping | None = None  # types from rows
@@ -60,23 +62,39 @@ class TableStream(PostgrestStream):
         self._required: frozenset[str] = frozenset()
         self._converters: dict[str, Converter] = {}
 
-    def discover(self, descriptions: dict[str, TableDescription] | None) -> None:
-        """Fill in columns, types, key and parents, from the description or from the first page."""
+    def discover(self, descriptions: dict[str, TableDescription] | None, loaded: t.Collection[str]) -> None:
+        """Fill in columns, types, key, references and parents, from the description or from the
+        first page; `loaded`: the tables of the setting."""
         if descriptions is not None:
-            self._from_description(descriptions)
+            self._settle_references(self._from_description(descriptions), loaded)
         else:
             self._from_rows()
-        self.parents = tuple(dict.fromkeys([*self.setting.parents, *self.parents]))
+            self._settle_references((), loaded)
+        self.parents = tuple(dict.fromkeys([*self.setting.parents, *(reference.parent for reference in self.references
+                                                                     if reference.parent != self.name)]))
 
-    def _from_description(self, descriptions: dict[str, TableDescription]) -> None:
+    def _settle_references(self, described: t.Sequence[Reference], loaded: t.Collection[str]) -> None:
+        """The description's foreign keys to loaded tables, and the entry's references (which win for their column)."""
+        declared = {reference.column: reference for reference in self.setting.references}
+        if self.kinds and (missing := [str(reference) for reference in declared.values() if reference.column not in self.kinds]):
+            raise SettingError(f"tables entry '{self.name}': references {', '.join(missing)}, but the table has no such "
+                               f"column (its columns: {', '.join(self.kinds)})")
+        found = [reference for reference in described if reference.column not in declared]
+        if elsewhere := [str(reference) for reference in found if reference.parent not in loaded]:
+            self.logger.info("Table '%s': %s: %s not in tables, so not checked (a references entry can point such a "
+                             "column at a table that is loaded).", self.name, ", ".join(elsewhere),
+                             "that table is" if len(elsewhere) == 1 else "those tables are")
+        self.references = (*(reference for reference in found if reference.parent in loaded), *declared.values())
+
+    def _from_description(self, descriptions: dict[str, TableDescription]) -> tuple[Reference, ...]:
         table = descriptions.get(self.name)
         if table is None:
             raise SourceShapeError(f"table '{self.name}' is not in the API's description (it has "
                                    f"{', '.join(sorted(descriptions)) or 'no tables'}): check the tables setting")
         self.mode = "description"
-        self.parents = table.parents
         key = self.setting.key or table.primary_key or (("id",) if "id" in table.columns else ())
         self._settle(table.columns, key, required=table.required)
+        return table.references
 
     def _from_rows(self) -> None:
         key = self.setting.key or ("id",)

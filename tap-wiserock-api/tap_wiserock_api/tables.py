@@ -1,4 +1,5 @@
-"""The `tables` setting: which PostgREST tables and views to load, their keys, forced types and parents."""
+"""The `tables` setting: which PostgREST tables and views to load, their keys, forced types,
+parents and references."""
 
 from __future__ import annotations
 
@@ -7,9 +8,18 @@ import typing as t
 
 from tap_wiserock_api.errors import SettingError
 from tap_wiserock_api.kinds import SETTING_KINDS
+from tap_wiserock_api.references import Reference
 
 DEFAULT_TABLES: list[dict[str, t.Any]] = [{"name": "user"}, {"name": "note", "parents": ["user"]}]
 EXAMPLE = '[{"name": "event", "key": ["tenant", "seq"], "column_types": {"amount": "number"}, "parents": ["user"]}]'
+# Every field a tables entry may have (the tap's config_jsonschema declares the same); any other is refused.
+FIELDS = (
+    "name",
+    "key",
+    "column_types",
+    "parents",
+    "references",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,11 +27,13 @@ class TableSetting:
     name: str
     key: tuple[str, ...] | None = None  # None: the description's primary key, else `id`
     column_types: dict[str, str] = dataclasses.field(default_factory=dict)
-    parents: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()  # loaded first, with or without a column referencing them
+    references: tuple[Reference, ...] = ()  # declared: each implies its parent
 
 
 def parse_tables(value: t.Any) -> list[TableSetting]:
-    """The setting's entries, checked: names unique, kinds known, parents listed."""
+    """The setting's entries, checked: fields known, names unique, kinds known, parents and
+    referenced tables listed."""
     tables = [_entry(number, spec) for number, spec in enumerate(value or [], start=1)]
     names = [table.name for table in tables]
     if duplicates := sorted({name for name in names if names.count(name) > 1}):
@@ -29,6 +41,11 @@ def parse_tables(value: t.Any) -> list[TableSetting]:
     for table in tables:
         if unknown := [parent for parent in table.parents if parent not in names]:
             raise SettingError(f"tables: {table.name!r} names parents that are not in tables: {', '.join(map(repr, unknown))}")
+        for reference in table.references:
+            if reference.parent not in names:
+                raise SettingError(f"tables entry {table.name!r}: references {reference}, but {reference.parent!r} is "
+                                   f"not in tables (listed: {', '.join(map(repr, names))}); add it, or remove the "
+                                   "reference")
     return tables
 
 
@@ -37,6 +54,8 @@ def _entry(number: int, spec: t.Any) -> TableSetting:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
         raise SettingError(f"{where}: expected an object with a table name, e.g. {EXAMPLE}")
     where = f"tables entry {spec['name']!r}"
+    if unknown := [field for field in spec if field not in FIELDS]:
+        raise SettingError(f"{where}: unknown field {', '.join(map(repr, unknown))} (the fields are: {', '.join(FIELDS)})")
     key = spec.get("key")
     if isinstance(key, str):
         key = [key]
@@ -49,7 +68,17 @@ def _entry(number: int, spec: t.Any) -> TableSetting:
     parents = spec.get("parents") or []
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
         raise SettingError(f"{where}: parents must be a list of table names")
-    return TableSetting(spec["name"], tuple(key) if key else None, dict(types), tuple(parents))
+    return TableSetting(spec["name"], tuple(key) if key else None, dict(types), tuple(parents),
+                        _references(where, spec.get("references") or {}))
+
+
+def _references(where: str, value: t.Any) -> tuple[Reference, ...]:
+    """`{"author_id": "user.id"}`: the column author_id holds ids of the table user."""
+    found = [Reference.parse(column, target) for column, target in value.items()] if isinstance(value, dict) else [None]
+    if None in found:
+        raise SettingError(f'{where}: references must map each column to "table.column" of the table it references, '
+                           f'e.g. {{"author_id": "user.id"}}; got {value!r}')
+    return tuple(t.cast("list[Reference]", found))
 
 
 def parents_first(names: t.Sequence[str], parents: t.Mapping[str, t.Iterable[str]]) -> tuple[list[str], list[str]]:

@@ -19,6 +19,7 @@ from tap_wiserock_api.batches import BatchConfigError
 from tap_wiserock_api.errors import SettingError, SourceDataError, SourceShapeError
 from tap_wiserock_api.kinds import SETTING_KINDS
 from tap_wiserock_api.openapi import describe_tables
+from tap_wiserock_api.references import Wire, sent, with_references
 from tap_wiserock_api.streams import TableStream
 from tap_wiserock_api.tables import DEFAULT_TABLES, parents_first, parse_tables
 from tap_wiserock_api.writer import ActivateVersionAtEndWriter
@@ -61,8 +62,12 @@ class TapWiseRockApi(Tap):
             th.Property("column_types", th.ObjectType(additional_properties=th.StringType(allowed_values=list(SETTING_KINDS))),
                         description="Forced column types: " + ", ".join(SETTING_KINDS)),
             th.Property("parents", th.ArrayType(th.StringType), description="Tables loaded before this one"),
+            th.Property("references", th.ObjectType(additional_properties=th.StringType),
+                        description='Columns holding the key of another listed table, e.g. {"author_id": "user.id"}; '
+                                    "each makes that table a parent and is checked for orphans"),
         )), default=DEFAULT_TABLES, title="Tables",
-            description="Tables and views to load, parents first: name, optional key, column_types and parents"),
+            description="Tables and views to load, parents first: name, optional key, column_types, parents and "
+                        "references"),
         th.Property("page_size", th.IntegerType(minimum=1), default=1000, title="Page size",
                     description="Rows asked for per request; the server may cap it lower, which is handled"),
         th.Property("request_timeout", th.IntegerType(minimum=1), default=300, title="Request timeout",
@@ -109,7 +114,8 @@ class TapWiseRockApi(Tap):
             self.logger.warning("The API's root did not answer with an OpenAPI description: columns and types come "
                                 "from the rows.")
         for stream in streams.values():
-            stream.discover(descriptions)
+            stream.discover(descriptions, loaded=streams.keys())
+        check_parent_columns(streams)
         order, cycle = parents_first(list(streams), {name: stream.parents for name, stream in streams.items()})
         if cycle:
             self.logger.warning("Tables %s reference each other; they are loaded in the listed order.", ", ".join(cycle))
@@ -119,6 +125,20 @@ class TapWiseRockApi(Tap):
     def discover_streams(self) -> list[Stream]:
         return list(self.table_streams)
 
+    @property
+    @override
+    def catalog_dict(self) -> dict:
+        """The catalog, each stream's references in its root metadata (references.py)."""
+        return with_references(super().catalog_dict, {stream.name: stream.references for stream in self.table_streams})
+
+    def references_of(self, output_stream: str) -> list[Wire]:
+        """The references a SCHEMA message of this output stream (a stream map's alias) carries."""
+        for stream in self.table_streams:
+            for stream_map in self.mapper.stream_maps.get(stream.name, []):
+                if stream_map.stream_alias == output_stream:
+                    return sent(stream.references, stream_map, self.mapper)
+        return []
+
     @override
     def load_streams(self) -> list[Stream]:
         """Parents first (the SDK's default sorts by name)."""
@@ -127,7 +147,9 @@ class TapWiseRockApi(Tap):
     @override
     def sync_all(self) -> None:
         """Every stream's columns are known and announced before the first message; the final STATE
-        remembers each table's rows and columns (for the RLS warning and empty tables)."""
+        remembers each table's rows and columns (for the RLS warning and empty tables). SCHEMA
+        messages carry each stream's references."""
+        self.message_writer.references_of = self.references_of
         for stream in self.streams.values():  # (the SDK's streams: the catalog applied)
             if not isinstance(stream, TableStream):
                 continue
@@ -141,6 +163,17 @@ class TapWiseRockApi(Tap):
                 stream.announce()
         super().sync_all()
         self.state_writer.write_state(self.state)
+
+
+def check_parent_columns(streams: dict[str, TableStream]) -> None:
+    """A declared reference names a column its parent has (when the parent's columns are known)."""
+    for stream in streams.values():
+        for reference in stream.setting.references:
+            parent = streams[reference.parent].kinds
+            if parent and reference.parent_column not in parent:
+                raise SettingError(f"tables entry '{stream.name}': references {reference}, but table "
+                                   f"'{reference.parent}' has no column {reference.parent_column!r} (its columns: "
+                                   f"{', '.join(parent)})")
 
 
 def main() -> None:
