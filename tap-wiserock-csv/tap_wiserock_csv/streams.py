@@ -26,6 +26,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_wiserock_csv.plan import FileOptions, FilePlan
+    from tap_wiserock_csv.references import Reference
     from tap_wiserock_csv.tap import TapWiseRockCsv
 
 METADATA_COLUMNS = {
@@ -44,6 +45,7 @@ class CsvFileStream(Stream):
 
     # The typed blocks match the schema already; conforming each record again is pure overhead.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    references: tuple[Reference, ...] = ()  # its files entry's, set by the tap's discovery
 
     def __init__(self, tap: TapWiseRockCsv, options: FileOptions, plan: FilePlan, stamp: str) -> None:
         self.options = options

@@ -17,9 +17,11 @@ from singer_sdk import typing as th
 from tap_wiserock_csv.cache import PlanCache
 from tap_wiserock_csv.catalog import Planner
 from tap_wiserock_csv.errors import CsvInputError
+from tap_wiserock_csv.files import check_fields, check_references, entry_references, parents_first
 from tap_wiserock_csv.kinds import KINDS
 from tap_wiserock_csv.naming import snake_name
 from tap_wiserock_csv.plan import FileOptions
+from tap_wiserock_csv.references import Wire, sent, with_references
 from tap_wiserock_csv.rows import Dialect
 from tap_wiserock_csv.streams import CsvFileStream
 from tap_wiserock_csv.writer import ActivateVersionAtEndWriter
@@ -105,6 +107,9 @@ class TapWiseRockCsv(Tap):
                 th.Property("header", th.BooleanType,
                             description="false: the file has no header; every line is data, in columns column_1 "
                                         "... column_n (n: the first line's fields)"),
+                th.Property("references", th.ObjectType(additional_properties=th.StringType),
+                            description='Columns holding values of another stream\'s column, e.g. {"customer_id": '
+                                        '"customers.id"}; that stream is emitted first, and orphans are checked'),
             )),
             title="Per-file overrides",
             description="Listed files are emitted first, in this order (parents before children); "
@@ -128,6 +133,7 @@ class TapWiseRockCsv(Tap):
         by_name = {path.name: path for path in found}
         ordered: list[tuple[pathlib.Path, dict]] = []
         for entry in self.config.get("files") or []:
+            check_fields(entry)
             if entry["path"] not in by_name:
                 raise CsvInputError(f"files entry {entry['path']!r}: no such CSV file in {str(folder)!r}")
             ordered.append((by_name.pop(entry["path"]), entry))
@@ -157,7 +163,9 @@ class TapWiseRockCsv(Tap):
 
     @override
     def discover_streams(self) -> list[CsvFileStream]:
+        """The files' streams, with their references checked, parents first."""
         streams: dict[str, CsvFileStream] = {}
+        entries: dict[str, dict] = {}
         for path, entry in self.csv_files():
             options = self.file_options(path, entry)
             if options.stream in streams:
@@ -169,9 +177,37 @@ class TapWiseRockCsv(Tap):
                 continue
             plan, stamp, options = found
             streams[options.stream] = CsvFileStream(self, options, plan, stamp)
+            entries[options.stream] = entry
         if not streams:
             self.logger.warning("No CSV files with a header in %s.", self.config["data_dir"])
-        return list(streams.values())
+        columns = {name: stream.plan.columns for name, stream in streams.items()}
+        for name, entry in entries.items():
+            streams[name].references = entry_references(entry)
+            check_references(entry.get("path", ""), name, streams[name].references, columns)
+        order = parents_first(list(streams), {name: [reference.parent for reference in stream.references]
+                                              for name, stream in streams.items()})
+        return [streams[name] for name in order]
+
+    @property
+    @override
+    def catalog_dict(self) -> dict:
+        """The catalog, each stream's references in its root metadata (references.py)."""
+        return with_references(super().catalog_dict, {stream.name: stream.references for stream in self.streams.values()
+                                                      if isinstance(stream, CsvFileStream)})
+
+    def references_of(self, output_stream: str) -> list[Wire]:
+        """The references a SCHEMA message of this output stream (a stream map's alias) carries."""
+        for stream in self.streams.values():
+            for stream_map in self.mapper.stream_maps.get(stream.name, []):
+                if stream_map.stream_alias == output_stream and isinstance(stream, CsvFileStream):
+                    return sent(stream.references, stream_map, self.mapper)
+        return []
+
+    @override
+    def sync_all(self) -> None:
+        """SCHEMA messages carry each stream's references."""
+        self.message_writer.references_of = self.references_of
+        super().sync_all()
 
     @override
     def load_streams(self) -> list[CsvFileStream]:

@@ -1,11 +1,15 @@
-"""A Singer message writer that sends ACTIVATE_VERSION only once a stream is complete."""
+"""A Singer message writer that sends ACTIVATE_VERSION only once a stream is complete, and SCHEMA
+messages with the stream's references."""
 
 from __future__ import annotations
 
 import sys
+import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.singerlib import ActivateVersionMessage, Message, RecordMessage
+from singer_sdk.singerlib import ActivateVersionMessage, Message, RecordMessage, SchemaMessage
+
+from tap_wiserock_csv.references import Wire, referencing
 
 
 class ActivateVersionAtEndWriter(MsgSpecWriter):
@@ -21,6 +25,8 @@ class ActivateVersionAtEndWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._held: list[ActivateVersionMessage] = []
+        # An output stream's references (references.py), set by the tap before it syncs.
+        self.references_of: t.Callable[[str], list[Wire]] | None = None
 
     def write_message(self, message: Message) -> None:
         if isinstance(message, ActivateVersionMessage):
@@ -31,6 +37,8 @@ class ActivateVersionAtEndWriter(MsgSpecWriter):
             # message): a flush per record is a system call per record.
             sys.stdout.buffer.write(self.format_message(message))
             return
+        if isinstance(message, SchemaMessage) and self.references_of is not None:
+            message = referencing(message, self.references_of(message.stream))
         super().write_message(message)
 
     def release_activate_version(self) -> None:
