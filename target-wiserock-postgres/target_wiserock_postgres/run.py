@@ -9,7 +9,7 @@ import typing as t
 import psycopg
 from psycopg import sql
 
-from target_wiserock_postgres import names, tables
+from target_wiserock_postgres import names, relations, tables
 from target_wiserock_postgres.connector import ConnectionSettings, explain
 from target_wiserock_postgres.errors import LoadError, RecordBeforeSchemaError, shorten
 from target_wiserock_postgres.sinks import CopyFeeder, StreamLoad
@@ -39,6 +39,7 @@ class LoadRun:
         self.batch_roots = batch_roots
         self.complete_at_end = complete_at_end
         self.loads: dict[str, StreamLoad] = {}
+        self.references: dict[str, list[relations.StreamReference]] = {}  # stream -> what its SCHEMA said
         self._streams_of_tables: dict[str, str] = {}  # table -> the stream loading into it
         self.started = time.monotonic()
         self.committing = False
@@ -60,8 +61,9 @@ class LoadRun:
 
     # Messages
 
-    def start_stream(self, stream: t.Any, schema: t.Any, keys: t.Any) -> None:
-        """A SCHEMA message: a new stream gets its loading table; a known one follows the change."""
+    def start_stream(self, stream: t.Any, schema: t.Any, keys: t.Any, references: t.Any = None) -> None:
+        """A SCHEMA message: a new stream gets its loading table; a known one follows the change.
+        Its references (relations.py), when it has some, replace the stream's earlier ones."""
         if not isinstance(stream, str):
             raise LoadError(f"a SCHEMA message has no stream name: {shorten(stream)}")
         table = self._table_of(stream)
@@ -75,6 +77,8 @@ class LoadRun:
         if missing := [key for key in keys if key not in column_of]:
             raise LoadError(f"stream {stream!r}: key properties {', '.join(map(repr, missing))} are not in its SCHEMA")
         keys = [column_of[key] for key in keys]
+        if (found := relations.read_references(stream, references)) is not None:
+            self.references[stream] = found
         connection, feeder = self._connect()
         feeder.end()  # one statement at a time: no other query while a COPY runs
         if load is None:
@@ -91,6 +95,9 @@ class LoadRun:
     def _table_of(self, stream: str) -> str:
         """The stream's table; two streams whose names shorten to the same table are refused."""
         table = names.table_name(stream)
+        if table == relations.RELATIONS_TABLE:
+            raise LoadError(f"stream {stream!r}: its table would be {table}, where the loader records the relations "
+                            "of the tables it loads; rename the stream in the tap or a stream map")
         other = self._streams_of_tables.setdefault(table, stream)
         if other != stream:
             raise LoadError(f"streams {other!r} and {stream!r} would both load table {table} (names over "
@@ -191,9 +198,13 @@ class LoadRun:
                 result = tables.MergeResult(0, load.rows)
             results[load.table] = (load, result, time.monotonic() - load.started)
         self._merging = None
+        recorded = relations.record(connection, self.schema, self.loads, self.references)
         self.committing = True
         connection.commit()
         self._report(results, nul_removed)
+        if recorded:
+            logger.info("Recorded %s of these tables in %s.%s.", _plural(recorded, "relation"), self.schema,
+                        relations.RELATIONS_TABLE)
         self._analyze(connection, [table for table, (_, result, _) in results.items() if result.deleted or result.inserted])
         self.close()
 

@@ -20,6 +20,7 @@ from target_wiserock_postgres.batch_roots import BatchRoots
 from target_wiserock_postgres.connector import ConnectionSettings
 from target_wiserock_postgres.errors import LoadError, TerminatedError, shorten
 from target_wiserock_postgres.reader import MessageReader
+from target_wiserock_postgres.relations import MESSAGE_FIELD
 from target_wiserock_postgres.run import LoadRun
 
 if sys.version_info >= (3, 12):
@@ -167,7 +168,7 @@ class TargetWiseRockPostgres(Target):
     @override
     def _process_schema_message(self, message_dict: dict) -> None:
         self._guarded(self._run.start_stream, message_dict.get("stream"), message_dict.get("schema"),
-                      message_dict.get("key_properties"))
+                      message_dict.get("key_properties"), message_dict.get(MESSAGE_FIELD))
 
     @override
     def _process_activate_version_message(self, message_dict: dict) -> None:
