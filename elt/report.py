@@ -1,8 +1,12 @@
 """`wiserock-report`: the Meltano utility that brackets each load of the job.
 
 `snapshot` (first task) remembers each staging table's keys; `summary` (last task) prints
-rows per table, rows added and deleted since the snapshot, orphans per known relation,
-the duration and where the logs are.
+rows per table, rows added and deleted since the snapshot, orphans per relation of the loaded
+tables, the duration and where the logs are.
+
+The relations are those the taps sent with their streams (from the API's description or the
+taps' `references` settings), as the project's loader recorded them in the transaction that
+loaded the tables (target-wiserock-postgres's README, "Relations"): never a list in code.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from elt.settings import Database, project_env
 
 TABLE_PREFIX = "stg_wiserock_"
 LOG_FILE = "logs/meltano.log"
+# Where target-wiserock-postgres records the relations of the tables it loads, in their schema.
+RELATIONS_TABLE = "_loader_relations"
+NO_RELATIONS_RECORDED = ("not checked: the loader recorded no relations (target-wiserock-postgres records those the "
+                         "taps send; other loaders do not)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,14 +48,6 @@ class TableChange:
     rows: int
     added: int | None  # keys new since the snapshot; None: unknown (no snapshot of the table)
     deleted: int | None
-
-
-# Foreign keys the staging tables honour (the loader creates none: each table is a source's snapshot).
-RELATIONS = (
-    Relation("stg_wiserock_note", "user_id", "stg_wiserock_user", "id"),
-    Relation("stg_wiserock_csv_orders", "customer_id", "stg_wiserock_csv_customers", "id"),
-    Relation("stg_wiserock_csv_order_items", "order_id", "stg_wiserock_csv_orders", "order_id"),
-)
 
 
 class Report:
@@ -126,9 +126,20 @@ class Report:
     def table_lines(self) -> list[str]:
         return change_lines(self.changes())
 
-    def orphans(self, relations: t.Iterable[Relation] = RELATIONS) -> dict[Relation, int | str]:
+    def relations(self, tables: t.Iterable[str] | None = None) -> list[Relation] | None:
+        """The relations the loader recorded (of the child tables among `tables`, when given); None
+        when it never recorded any in this schema (another loader)."""
+        if not self._exists(self.schema, RELATIONS_TABLE):
+            return None
+        where = sql.SQL("") if tables is None else sql.SQL("where child_table = any(%s)")
+        rows = self.connection.execute(sql.SQL(
+            "select child_table, child_column, parent_table, parent_column from {} {} order by 1, 2, 3, 4").format(
+            self._table(RELATIONS_TABLE), where), None if tables is None else (list(tables),)).fetchall()
+        return [Relation(*row) for row in rows]
+
+    def orphans(self, relations: t.Iterable[Relation]) -> dict[Relation, int | str]:
         """Child rows whose parent is missing, per relation; for a relation whose table or column
-        the staging tables lack (the API's tables are whatever its source has), what is missing."""
+        the staging tables lack (a table dropped since, a column gone), what is missing."""
         found: dict[Relation, int | str] = {}
         for relation in relations:
             if missing := self._missing(relation):
@@ -178,10 +189,20 @@ def change_lines(changes: t.Mapping[str, TableChange]) -> list[str]:
     return lines
 
 
+def orphan_lines(orphans: t.Mapping[Relation, int | str] | None) -> list[str]:
+    """The summary's orphans (None: the loader recorded no relations): a line per relation, or one
+    line saying why there is none."""
+    if orphans is None:
+        return [f"  orphans: {NO_RELATIONS_RECORDED}"]
+    if not orphans:
+        return ["  orphans: none to count: no relations among these tables (README: Relations)"]
+    return [f"  orphans: {relation}: {count}" for relation, count in orphans.items()]
+
+
 def summary_text(report: Report, database: Database, log_file: pathlib.Path) -> str:
     lines = [f"WiseRock load summary: {database.label}, schema {database.schema}", *report.table_lines()]
-    orphans = report.orphans()
-    lines += [f"  orphans: {relation}: {count}" for relation, count in orphans.items()]
+    relations = report.relations()
+    lines += orphan_lines(None if relations is None else report.orphans(relations))
     if duration := report.duration_seconds():
         lines.append(f"  duration: {duration:.1f} s")
     lines.append(f"  logs: {log_file}")

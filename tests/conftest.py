@@ -24,6 +24,7 @@ from wiserock_sandbox import (
     Sandbox,
     SandboxHTTPServer,
 )
+from wiserock_sandbox.variants import PINNED_NOTE, unlike_sample
 
 MELTANO = pathlib.Path(sys.executable).with_name("meltano")
 BATCH_DIR = PROJECT_DIR / ".meltano" / "run" / "batches"  # meltano.yml: the taps' batch_config
@@ -99,13 +100,19 @@ def sandbox() -> t.Iterator[SandboxHTTPServer]:
         yield server
 
 
+@pytest.fixture
+def unlike() -> t.Iterator[SandboxHTTPServer]:
+    """The sandbox serving tables unlike the sample's (wiserock_sandbox.variants), and the view pinned_note."""
+    with SandboxHTTPServer(Sandbox(tables=[*unlike_sample(), (PINNED_NOTE, None)], faults=Faults())) as server:
+        yield server
+
+
 def pipeline_env(warehouse: Warehouse, sandbox: SandboxHTTPServer | None, **extra: str) -> dict[str, str]:
-    """What a user's .env would hold, plus test-speed retry settings."""
-    env = {**os.environ, **warehouse.server.env, "DB_SCHEMA": warehouse.schema,
-           "TAP_WISEROCK_API_RETRY_WAIT_MS": "50", **extra}
+    """What a user's .env would hold, plus test-speed retry settings; `extra` wins (e.g. another API_KEY)."""
+    env = {**os.environ, **warehouse.server.env, "DB_SCHEMA": warehouse.schema, "TAP_WISEROCK_API_RETRY_WAIT_MS": "50"}
     if sandbox is not None:
         env.update(API_URL=sandbox.url, API_KEY=SANDBOX_API_KEY, API_EMAIL=SANDBOX_EMAIL, API_PASSWORD=SANDBOX_PASSWORD)
-    return env
+    return {**env, **extra}
 
 
 def meltano(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from elt.report import RELATIONS_TABLE
 from elt.settings import PROJECT_DIR
 from tests.conftest import Warehouse, meltano, pipeline_env
 
@@ -68,11 +69,15 @@ def load(warehouse: Warehouse, folder, environment: str, **settings: str):
 
 
 def tables(warehouse: Warehouse) -> dict[str, tuple]:
-    """Every staging table: its columns and types, and all its rows as text, in order."""
+    """Every staging table: its columns and types, and all its rows as text, in order; and the
+    relations the loader recorded (without the time it recorded them)."""
     names = [row[0] for row in warehouse.query(
-        "select table_name from information_schema.tables where table_schema = %s order by 1", warehouse.schema)]
-    return {name: (warehouse.column_types(name),
-                   warehouse.query(f'select t::text from "{name}" t order by t::text')) for name in names}
+        "select table_name from information_schema.tables where table_schema = %s and table_name <> %s order by 1",
+        warehouse.schema, RELATIONS_TABLE)]
+    found = {name: (warehouse.column_types(name),
+                    warehouse.query(f'select t::text from "{name}" t order by t::text')) for name in names}
+    return {**found, RELATIONS_TABLE: warehouse.query(
+        f"select child_table, child_column, parent_table, parent_column from {RELATIONS_TABLE} order by 1, 2")}
 
 
 @pytest.fixture
@@ -101,6 +106,10 @@ def test_record_and_batch_modes_load_the_same_tables(warehouse, second_warehouse
     for name in loaded:  # table by table, so that a difference names its table
         assert (name, loaded[name]) == (name, from_batches.get(name))
     assert loaded.keys() == from_batches.keys()
+    relations = loaded.pop(RELATIONS_TABLE)
+    assert relations == ([("stg_wiserock_csv_order_items", "order_id", "stg_wiserock_csv_orders", "order_id"),
+                          ("stg_wiserock_csv_orders", "customer_id", "stg_wiserock_csv_customers", "id")]
+                         if source == "sample" else [])  # meltano.yml declares the sample's
     assert len(loaded) == (3 if source == "sample" else len(CASES))
     assert all(rows for _, rows in loaded.values())
     if source == "cases":  # issue 17's files loaded as they came: renamed, past their title, numbered columns

@@ -25,7 +25,7 @@ import yaml
 from psycopg import sql
 
 from elt.settings import PROJECT_DIR
-from tests.conftest import Server, Warehouse, sandbox, server, warehouse  # noqa: F401 (fixtures shared with tests/)
+from tests.conftest import Server, Warehouse, sandbox, server, unlike, warehouse  # noqa: F401 (fixtures shared with tests/)
 from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, Faults, Sandbox, SandboxHTTPServer
 
 if t.TYPE_CHECKING:

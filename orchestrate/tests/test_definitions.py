@@ -14,8 +14,13 @@ from conftest import project_copy
 
 from elt.settings import PROJECT_DIR
 from wiserock_dagster.definitions import build
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, SANDBOX_SERVICE_KEY
 
 MELTANO = PROJECT_DIR / ".venv" / "bin" / "meltano"
+# What the code location says when it cannot ask the API for its foreign keys (here: no API settings).
+NO_API = ("wiserock-dagster: tap-wiserock-api: its discovery could not read the API ('api_url' is a required property; "
+          "'api_key' is a required property); the relations of its tables come from its tables setting only, until the "
+          "code location is reloaded")
 
 
 def meltano_json(project, *args: str) -> dict:
@@ -90,10 +95,11 @@ def other_sources(manifest: dict) -> None:
     """Other files, names, keys and tables than the sample's."""
     for plugin in manifest["plugins"]["extractors"]:
         if plugin["name"] == "tap-wiserock-csv":
-            plugin["config"]["files"] = [{"path": "Kunden Liste.csv", "stream": "clients", "keys": ["kunden_nr"]}]
+            plugin["config"]["files"] = [{"path": "Kunden Liste.csv", "stream": "clients", "keys": ["kunden_nr"]},
+                                         {"path": "Sales Report.csv", "references": {"client": "clients.kunden_nr"}}]
         if plugin["name"] == "tap-wiserock-api":
             plugin["config"]["tables"] = [{"name": "account", "key": "account_id"},
-                                          {"name": "invoice", "parents": ["account"]},
+                                          {"name": "invoice", "references": {"account_id": "account.account_id"}},
                                           {"name": "invoice_line", "key": ["invoice_id", "line"], "parents": ["invoice"]}]
             plugin["config"]["stream_maps"] = {"*": {"__alias__": "'raw_api_' + __stream_name__"}}
     # A second CSV source: a plugin inheriting the CSV tap, with its own folder and prefix, in a job of its own.
@@ -105,7 +111,7 @@ def other_sources(manifest: dict) -> None:
 def test_assets_follow_the_taps_settings_in_other_shapes(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    (data / "Sales Report.csv").write_text("id,amount\n1,2.5\n", encoding="utf-8")
+    (data / "Sales Report.csv").write_text("id,amount,client\n1,2.5,7\n", encoding="utf-8")
     (data / "売上.CSV").write_text("Id,Total\n1,3\n", encoding="utf-8")
     (data / "Kunden Liste.csv").write_text("Kunden Nr,Name\n7,Ada\n", encoding="utf-8")
     (data / "empty.csv").write_text("", encoding="utf-8")  # the tap skips it
@@ -120,7 +126,8 @@ def test_assets_follow_the_taps_settings_in_other_shapes(tmp_path):
     # The same names as the CSV tap's own discovery of that folder.
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"data_dir": str(data), "cache_dir": "", "files": [
-        {"path": "Kunden Liste.csv", "stream": "clients", "keys": ["kunden_nr"]}]}), encoding="utf-8")
+        {"path": "Kunden Liste.csv", "stream": "clients", "keys": ["kunden_nr"]},
+        {"path": "Sales Report.csv", "references": {"client": "clients.kunden_nr"}}]}), encoding="utf-8")
     discovered = subprocess.run([str(PROJECT_DIR / ".venv" / "bin" / "tap-wiserock-csv"), "--config", str(config),
                                  "--discover"], capture_output=True, text=True, check=True, timeout=120)
     assert sorted(stream["tap_stream_id"] for stream in json.loads(discovered.stdout)["streams"]) == csv_streams
@@ -128,7 +135,10 @@ def test_assets_follow_the_taps_settings_in_other_shapes(tmp_path):
     assert {name: sorted(parent.to_user_string() for parent in node.parent_keys) for name, node in api.items()} == {
         "raw_api_account": [], "raw_api_invoice": ["raw_api_account"], "raw_api_invoice_line": ["raw_api_invoice"]}
     assert {node.group_name for node in api.values()} == {"tap_wiserock_api"}
-    assert {key.name for key in graph.asset_check_keys} == {"primary_key"}  # no known relation among these
+    assert [parent.to_user_string() for parent in keys["stg_wiserock_csv_sales_report"].parent_keys] == \
+        ["stg_wiserock_csv_clients"]
+    assert {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys if key.name != "primary_key"} \
+        == {("raw_api_invoice", "no_orphan_account_id"), ("stg_wiserock_csv_sales_report", "no_orphan_client")}
     assert keys["stg_archive_old_orders_2019"].group_name == "tap_archive"
 
 
@@ -161,18 +171,20 @@ def test_what_dagster_cannot_run_is_one_line_naming_it(tmp_path, capsys):
         "wiserock-dagster: schedule 'old-style' is not run by Dagster: it names no job "
         "(extractor/loader schedules: put the pair in a job)",
         "wiserock-dagster: schedule 'bad-cron' is not run by Dagster: interval '61 * * * *' is not a cron expression",
+        NO_API,  # (no API settings in this environment)
     ]
     assert [schedule.name for schedule in repo.schedule_defs] == ["wiserock_daily"]  # the rest still runs
     assert repository(PROJECT_DIR, SCHEDULE_TIMEZONE="Mars/Olympus").schedule_defs == []
-    assert capsys.readouterr().err.strip() == ("wiserock-dagster: SCHEDULE_TIMEZONE 'Mars/Olympus' is not a time zone "
-                                               "(e.g. UTC, Europe/Paris): no schedule runs")
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "wiserock-dagster: SCHEDULE_TIMEZONE 'Mars/Olympus' is not a time zone (e.g. UTC, Europe/Paris): no schedule runs",
+        NO_API]
 
 
 def test_the_api_taps_tables_setting_is_read_as_the_tap_reads_it(capsys):
     """Checked by the tap's own rules: a setting the tap would refuse leaves the job out, in one line."""
     tables = '[{"name": "account", "key": "uid"}, {"name": "entry", "key": ["account", "seq"], "parents": ["account"]}]'
     repo = repository(PROJECT_DIR, TAP_WISEROCK_API_TABLES=tables)
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err.strip() == NO_API  # nothing left out
     api = repo.get_job("wiserock_load").asset_layer
     assert {"stg_wiserock_account", "stg_wiserock_entry"} <= {key.to_user_string() for key in api.executable_asset_keys}
     repo = repository(PROJECT_DIR, TAP_WISEROCK_API_TABLES='[{"name": "entry", "parents": ["account"]}]')
@@ -181,6 +193,98 @@ def test_the_api_taps_tables_setting_is_read_as_the_tap_reads_it(capsys):
         "tables: 'entry' names parents that are not in tables: 'account'\n"
         "wiserock-dagster: schedule 'wiserock-daily' is not run by Dagster: a job Dagster does not run 'wiserock-load'")
     assert repo.schedule_defs == []
+
+
+UNLIKE_TABLES = [{"name": "pinned_note"}, {"name": "note"}, {"name": "event", "key": ["tenant", "seq"]}, {"name": "user"}]
+# What the API's foreign keys say of those tables (the view pinned_note passes note's through).
+UNLIKE_CHECKS = {("stg_wiserock_note", "no_orphan_author_id"), ("stg_wiserock_event", "no_orphan_user_id"),
+                 ("stg_wiserock_pinned_note", "no_orphan_author_id")}
+UNLIKE_PARENTS = {"stg_wiserock_user": [], "stg_wiserock_note": ["stg_wiserock_user"],
+                  "stg_wiserock_event": ["stg_wiserock_user"], "stg_wiserock_pinned_note": ["stg_wiserock_user"]}
+
+
+def relations_of(graph) -> tuple[dict, set]:
+    """The API tables' parents and orphan checks in an asset graph."""
+    parents = {key.to_user_string(): sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
+               for key in graph.get_all_asset_keys() if not key.to_user_string().startswith("stg_wiserock_csv_")}
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys
+              if key.name != "primary_key" and not key.asset_key.to_user_string().startswith("stg_wiserock_csv_")}
+    return parents, checks
+
+
+def test_relations_come_from_the_apis_description_with_the_service_key(unlike, capsys):
+    """No references declared: the code location asks the tap's own discovery, once."""
+    repo = repository(PROJECT_DIR, API_URL=unlike.url, API_KEY=SANDBOX_SERVICE_KEY, API_EMAIL="", API_PASSWORD="",
+                      TAP_WISEROCK_API_TABLES=json.dumps(UNLIKE_TABLES))
+    assert capsys.readouterr().err == ""
+    assert relations_of(repo.asset_graph) == (UNLIKE_PARENTS, UNLIKE_CHECKS)
+    assert unlike.sandbox.stats.descriptions == 1
+
+
+def test_relations_come_from_the_references_setting_with_the_anon_key(unlike, capsys):
+    declared = {"pinned_note": {"author_id": "user.id"}, "note": {"author_id": "user.id"}, "event": {"user_id": "user.id"}}
+    tables = [{**table, "references": declared[table["name"]]} if table["name"] in declared else table
+              for table in UNLIKE_TABLES]
+    repo = repository(PROJECT_DIR, API_URL=unlike.url, API_KEY=SANDBOX_API_KEY, API_EMAIL=SANDBOX_EMAIL,
+                      API_PASSWORD=SANDBOX_PASSWORD, TAP_WISEROCK_API_TABLES=json.dumps(tables))
+    assert capsys.readouterr().err == ""
+    assert relations_of(repo.asset_graph) == (UNLIKE_PARENTS, UNLIKE_CHECKS)
+    without = repository(PROJECT_DIR, API_URL=unlike.url, API_KEY=SANDBOX_API_KEY, API_EMAIL=SANDBOX_EMAIL,
+                         API_PASSWORD=SANDBOX_PASSWORD, TAP_WISEROCK_API_TABLES=json.dumps(UNLIKE_TABLES))
+    assert relations_of(without.asset_graph)[1] == set()  # the anon key cannot read the foreign keys
+
+
+def test_an_api_out_of_reach_leaves_the_settings_relations_in_one_line(unlike, capsys):
+    tables = [{"name": "user"}, {"name": "note", "references": {"author_id": "user.id"}},
+              {"name": "event", "key": ["tenant", "seq"]}]
+    unlike.sandbox.faults.error_every, unlike.sandbox.faults.error_status = 1, 503
+    env = {"API_URL": unlike.url, "API_KEY": SANDBOX_API_KEY, "API_EMAIL": SANDBOX_EMAIL, "API_PASSWORD": SANDBOX_PASSWORD,
+           "TAP_WISEROCK_API_TABLES": json.dumps(tables), "TAP_WISEROCK_API_RETRY_WAIT_MS": "10"}
+    repo = repository(PROJECT_DIR, **env)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("wiserock-dagster: tap-wiserock-api: its discovery could not read the API (") and \
+        line.endswith("); the relations of its tables come from its tables setting only, until the code location is "
+                      "reloaded") and "503" in line
+    assert SANDBOX_PASSWORD not in line
+    assert relations_of(repo.asset_graph)[1] == {("stg_wiserock_note", "no_orphan_author_id")}
+
+
+def test_run_workers_rebuild_the_graph_from_what_the_code_server_found(unlike, monkeypatch, capsys):
+    """The code server's discovery rides in its reconstruction metadata: a run worker (here: the same
+    reconstruction in process) builds the same graph with the API out of reach, asking it nothing."""
+    from dagster._core.code_pointer import CodePointer
+    from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
+    from dagster._core.definitions.reconstruct import (
+        initialize_repository_def_from_pointer,
+        reconstruct_repository_def_from_pointer,
+    )
+
+    for key, value in {"MELTANO_PROJECT_ROOT": str(PROJECT_DIR), "API_URL": unlike.url, "API_KEY": SANDBOX_SERVICE_KEY,
+                       "API_EMAIL": "", "API_PASSWORD": "", "TAP_WISEROCK_API_TABLES": json.dumps(UNLIKE_TABLES)}.items():
+        monkeypatch.setenv(key, value)
+    pointer = CodePointer.from_module("wiserock_dagster.definitions", "defs", working_directory=None)
+    with DefinitionsLoadContext.scoped(DefinitionsLoadContext(DefinitionsLoadType.INITIALIZATION)):
+        served = initialize_repository_def_from_pointer(pointer)
+        unlike.stop()
+        rebuilt = reconstruct_repository_def_from_pointer(pointer, served.repository_load_data)
+    assert relations_of(rebuilt.asset_graph) == relations_of(served.asset_graph) == (UNLIKE_PARENTS, UNLIKE_CHECKS)
+    assert unlike.sandbox.stats.descriptions == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_a_files_entry_the_csv_tap_would_refuse_leaves_the_job_out_in_one_line(capsys):
+    files = '[{"path": "Orders.csv", "key": ["order_id"]}]'
+    repo = repository(PROJECT_DIR, TAP_WISEROCK_CSV_FILES=files)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "wiserock-dagster: job 'wiserock-load' is not run by Dagster: the tables of tap-wiserock-csv cannot be told: "
+        "files entry 'Orders.csv': unknown field 'key' (the fields are: path, stream, keys, column_types, delimiter, "
+        "null_values, duplicate_headers, skip_lines, header, references)")
+    assert repo.schedule_defs == []
+    files = '[{"path": "Orders.csv", "references": {"customer_id": "customer.id"}}]'
+    repository(PROJECT_DIR, TAP_WISEROCK_CSV_FILES=files)
+    assert capsys.readouterr().err.splitlines()[0].endswith(
+        "files entry 'Orders.csv': references customer_id -> customer.id, but no file makes a stream named 'customer' "
+        "(the streams: customers, order_items, orders)")
 
 
 def test_steps_go_to_celery_workers_when_a_broker_is_set():

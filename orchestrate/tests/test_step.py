@@ -3,6 +3,7 @@ what a machine without the database settings does."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -13,6 +14,7 @@ import psycopg
 from conftest import SERVE, pipeline_env, project_copy
 
 from wiserock_dagster.definitions import build
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, SANDBOX_SERVICE_KEY
 
 API_TABLES = [dg.AssetKey("stg_wiserock_user"), dg.AssetKey("stg_wiserock_note")]
 DATABASE_KEYS = ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SCHEMA")
@@ -124,3 +126,47 @@ def no_files_entries(manifest: dict) -> None:
     for plugin in manifest["plugins"]["extractors"]:
         if plugin["name"] == "tap-wiserock-csv":
             plugin["config"]["files"] = []
+
+
+def test_the_orphan_checks_count_what_the_load_recorded_and_say_why_not(monkeypatch, tmp_path, warehouse, unlike):
+    """Tables unlike the sample's, their relations from the API's description (service-role key):
+    one check per relation on the child, 0 orphans, then some; a run whose tap no longer reports a
+    relation (the anon key, no references) leaves its check unchecked, saying why."""
+    tables = [{"name": "user"}, {"name": "note"}, {"name": "event", "key": ["tenant", "seq"]}, {"name": "pinned_note"}]
+    assets = [dg.AssetKey(f"stg_wiserock_{table['name']}") for table in tables]
+    project = project_copy(tmp_path / "project")
+    env = {**warehouse.server.env, "DB_SCHEMA": warehouse.schema, "MELTANO_PROJECT_ROOT": str(project),
+           "API_URL": unlike.url, "API_KEY": SANDBOX_SERVICE_KEY, "API_EMAIL": "", "API_PASSWORD": "",
+           "TAP_WISEROCK_API_TABLES": json.dumps(tables)}
+    for key in DATABASE_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    job = build().get_repository_def().get_implicit_global_asset_job_def()
+
+    def checks() -> dict[tuple[str, str], tuple[bool, object]]:
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=assets,
+                                        raise_on_error=False)
+        assert result.success, failure_descriptions(result)
+        return {(check.asset_key.to_user_string(), check.check_name):
+                (check.passed, check.metadata["orphans"].value if "orphans" in check.metadata else check.description)
+                for check in result.get_asset_check_evaluations() if check.check_name != "primary_key"}
+
+    relations = {("stg_wiserock_note", "no_orphan_author_id"): ("note", "author_id"),
+                 ("stg_wiserock_event", "no_orphan_user_id"): ("event", "user_id"),
+                 ("stg_wiserock_pinned_note", "no_orphan_author_id"): ("pinned_note", "author_id")}
+    assert checks() == dict.fromkeys(relations, (True, 0))
+    box = unlike.sandbox
+    box.delete_rows("user", [row["id"] for row in box.rows("user")[::3]])
+    users = {row["id"] for row in box.rows("user")}
+    orphans = {check: sum(row[column] not in users for row in box.rows(table))
+               for check, (table, column) in relations.items()}
+    assert all(orphans.values())
+    assert checks() == {check: (False, count) for check, count in orphans.items()}
+    # The same code location; the tap of this run cannot read the API's foreign keys.
+    monkeypatch.setenv("API_KEY", SANDBOX_API_KEY)
+    monkeypatch.setenv("API_EMAIL", SANDBOX_EMAIL)
+    monkeypatch.setenv("API_PASSWORD", SANDBOX_PASSWORD)
+    assert checks() == dict.fromkeys(relations, (False, (
+        "not checked: this load did not report this relation (its source or settings changed since the code "
+        "location loaded: reload it)")))

@@ -2,7 +2,8 @@
 
 The shape of dagster-sling's `sling_assets`: specs from the tool's configuration, one step that runs
 the tool and yields a result per table. Assets are grouped by source (the extractor), and a table
-depends on its parents (the API's `parents`, elt.report's RELATIONS) when they are assets too.
+depends on its parents (the tables its relations reference, the API's `parents`) when they are
+assets too; each relation is an orphan check on the child.
 
 Not `from __future__ import annotations` here: Dagster checks the step's `context` annotation as an object.
 """
@@ -14,7 +15,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from wiserock_dagster.project import Load
-from wiserock_dagster.step import LoadStep, check_name
+from wiserock_dagster.step import LoadStep
 from wiserock_dagster.tables import StagingTable
 
 KINDS = {"meltano", "postgres"}
@@ -36,10 +37,11 @@ def asset_spec(table: StagingTable, known: t.AbstractSet[str]) -> dg.AssetSpec:
 def check_specs(table: StagingTable, known: t.AbstractSet[str]) -> list[dg.AssetCheckSpec]:
     checks = [dg.AssetCheckSpec("primary_key", asset=table.name,
                                 description="The table has a primary key (unique, not null), the configured one if any")]
-    checks += [dg.AssetCheckSpec(check_name(relation), asset=table.name,
+    checks += [dg.AssetCheckSpec(name, asset=table.name,
                                  additional_deps=[relation.parent] if relation.parent in known else [],
-                                 description=f"No orphans: every {relation}")
-               for relation in table.relations()]
+                                 description=f"No orphans: every {relation.column} that is not null is a "
+                                             f"{relation.key} of {relation.parent}")
+               for relation, name in table.check_names().items()]
     return checks
 
 

@@ -7,7 +7,9 @@
   (dagster.yaml's tag_concurrency_limits): a tick while a run goes is queued, never forced;
 - schedules run from the start (declared means meant to run), in SCHEDULE_TIMEZONE (default UTC);
 - DAGSTER_CELERY_BROKER_URL set: steps go to Celery workers, the loads of a run at once; else they
-  run one after the other in the run's process.
+  run one after the other in the run's process;
+- the tables' relations (asset dependencies, orphan checks) come from the taps' settings and the API
+  tap's own discovery, asked when the code server loads and reused by run workers (discovery.py).
 What cannot be translated is one line on stderr, naming it, and is left out.
 """
 
@@ -19,8 +21,13 @@ import zoneinfo
 
 import dagster as dg
 
+# Dagster's way to reuse, in run workers, what the code server fetched from a source when it loaded
+# (its integrations' StateBackedDefinitionsLoader does the same); dagster 1.13 does not export it.
+from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
+
 from wiserock_dagster.alerts import alert_on_run_failure
 from wiserock_dagster.assets import load_assets
+from wiserock_dagster.discovery import Discoveries
 from wiserock_dagster.project import MELTANO_JOB_TAG, Job, Load, MeltanoProject, project_root
 from wiserock_dagster.tables import StagingTable, UnknownTables, staging_tables
 
@@ -55,8 +62,9 @@ def timezone(env: t.Mapping[str, str], problems: list[str]) -> str | None:
 class Translation:
     """meltano.yml as Dagster definitions, with one line per thing left out."""
 
-    def __init__(self, project: MeltanoProject) -> None:
+    def __init__(self, project: MeltanoProject, discoveries: Discoveries | None = None) -> None:
         self.project = project
+        self.discoveries = discoveries or Discoveries()
         self.problems = project.problems
         self.tables: dict[Load, list[StagingTable]] = {}
         self.jobs = {name: job for name, job in project.jobs().items() if self._tables_known(job)}
@@ -70,7 +78,7 @@ class Translation:
             if load in self.tables or load in found:
                 continue
             try:
-                found[load] = tables = staging_tables(self.project, load.extractor)
+                found[load] = tables = staging_tables(self.project, load.extractor, self.discoveries)
             except UnknownTables as exc:
                 self.problems.append(f"job {job.name!r} is not run by Dagster: the tables of {load.extractor} "
                                      f"cannot be told: {exc}")
@@ -105,11 +113,16 @@ class Translation:
 
 
 def build(env: t.Mapping[str, str] | None = None) -> dg.Definitions:
-    """The definitions of the project at MELTANO_PROJECT_ROOT (this repository by default)."""
+    """The definitions of the project at MELTANO_PROJECT_ROOT (this repository by default). A run
+    worker rebuilds them with what the code server's discovery found (its reconstruction metadata)."""
+    context = DefinitionsLoadContext.get()
+    known = (context.reconstruction_metadata.get(Discoveries.METADATA_KEY)
+             if context.load_type == DefinitionsLoadType.RECONSTRUCTION else None)
     project = MeltanoProject(project_root(env), env)
-    translation = Translation(project)
+    translation = Translation(project, Discoveries(known))
     definitions = translation.definitions(project.env)
-    for problem in translation.problems:
+    context.add_to_pending_reconstruction_metadata(Discoveries.METADATA_KEY, translation.discoveries.state())
+    for problem in [*translation.problems, *translation.discoveries.problems]:
         print(f"wiserock-dagster: {problem}", file=sys.stderr, flush=True)  # the code server's log
     return definitions
 

@@ -2,7 +2,9 @@
 
 Before the load the step remembers its tables' keys (elt.report's snapshot, of its own tables
 only, so that loads of one run can go at once); after it, each table's rows, keys added and
-deleted, its primary key and its orphans become the asset's metadata and checks. A transient
+deleted, its primary key and its orphans become the asset's metadata and checks. The orphans are
+counted for the relations the loader recorded with this load's tables (those the run really had);
+a declared check whose relation the load did not record says so. A transient
 database fault (what `wiserock-elt run` reruns for) is retried after a delay; others fail in one line.
 """
 
@@ -16,7 +18,7 @@ import dagster as dg
 import psycopg
 
 from elt.database import connect
-from elt.report import Relation, Report, TableChange, change_lines
+from elt.report import NO_RELATIONS_RECORDED, Relation, Report, TableChange, change_lines, orphan_lines
 from elt.run import ATTEMPTS, RETRY_WAIT_SECONDS, TRANSIENT_DATABASE_ERROR
 from elt.settings import Database
 from wiserock_dagster import meltano_run
@@ -59,25 +61,25 @@ def primary_key_check(table: StagingTable, keys: list[str] | None) -> dg.AssetCh
                                                                f"configured ({', '.join(expected or [])})")
 
 
-def orphan_check(relation: Relation, orphans: int | str) -> dg.AssetCheckResult:
-    """Every child row has its parent; a text: why the relation was not checked (a table or column is missing)."""
-    if isinstance(orphans, str):
-        return dg.AssetCheckResult(check_name=check_name(relation), asset_key=relation.child, passed=False,
+def orphan_check(relation: Relation, name: str, orphans: t.Mapping[Relation, int | str] | None) -> dg.AssetCheckResult:
+    """Every child row has its parent. Not checked (a warning, saying why): the loader recorded no
+    relations, or not this one, or a table or column of it is missing."""
+    found = NO_RELATIONS_RECORDED if orphans is None else orphans.get(
+        relation, "not checked: this load did not report this relation (its source or settings changed since the code "
+                  "location loaded: reload it)")
+    if isinstance(found, str):
+        return dg.AssetCheckResult(check_name=name, asset_key=relation.child, passed=False,
                                    severity=dg.AssetCheckSeverity.WARN, metadata={"relation": str(relation)},
-                                   description=orphans)
-    return dg.AssetCheckResult(check_name=check_name(relation), asset_key=relation.child, passed=orphans == 0,
-                               severity=dg.AssetCheckSeverity.WARN, metadata={"orphans": orphans, "relation": str(relation)})
+                                   description=found)
+    return dg.AssetCheckResult(check_name=name, asset_key=relation.child, passed=found == 0,
+                               severity=dg.AssetCheckSeverity.WARN, metadata={"orphans": found, "relation": str(relation)})
 
 
 def unchecked(table: StagingTable, reason: str) -> t.Iterator[dg.AssetCheckResult]:
     """The checks of a table the load did not write: failed (a warning), saying why."""
-    for name in ["primary_key", *(check_name(relation) for relation in table.relations())]:
+    for name in ["primary_key", *table.check_names().values()]:
         yield dg.AssetCheckResult(check_name=name, asset_key=table.name, passed=False,
                                   severity=dg.AssetCheckSeverity.WARN, description=reason)
-
-
-def check_name(relation: Relation) -> str:
-    return f"no_orphan_{relation.column}"
 
 
 def _change_metadata(change: TableChange, database: Database, table: str) -> dict[str, t.Any]:
@@ -152,12 +154,12 @@ class LoadStep:
 
     def _results(self, database: Database) -> t.Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         names = [table.name for table in self.tables]
-        relations = [relation for table in self.tables for relation in table.relations()]
         with connect(database) as connection:
             report = Report(connection, database.schema)
             keys = report.staging_tables(names)
             changes = report.changes(names)
-            orphans = report.orphans(relations)
+            recorded = report.relations(names)
+            orphans = None if recorded is None else report.orphans(recorded)
             for table in self.tables:
                 if table.name not in changes:
                     gone = (f"{table.name}: not written by this load (is its source gone? reload the code location "
@@ -166,9 +168,12 @@ class LoadStep:
                     yield from unchecked(table, gone)
                     continue
                 checks = [primary_key_check(table, keys.get(table.name))]
-                checks += [orphan_check(relation, orphans[relation]) for relation in table.relations()]
+                checks += [orphan_check(relation, name, orphans) for relation, name in table.check_names().items()]
                 metadata = _change_metadata(changes[table.name], database, table.name)
                 metadata["dagster/column_schema"] = _column_schema(connection, database.schema, table.name)
                 yield dg.MaterializeResult(asset_key=table.name, metadata=metadata, check_results=checks)
+        declared = {relation for table in self.tables for relation in table.relations}
+        unexpected = [f"  {relation}: recorded by this load, but no asset check of the code location (reload it)"
+                      for relation in recorded or [] if relation not in declared]
         self.context.log.info("\n".join([f"load summary, schema {database.schema}:", *change_lines(changes),
-                                         *(f"  orphans: {relation}: {count}" for relation, count in orphans.items())]))
+                                         *orphan_lines(orphans), *unexpected]))

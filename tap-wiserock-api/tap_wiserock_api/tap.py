@@ -66,8 +66,9 @@ class TapWiseRockApi(Tap):
                         description='Columns holding the key of another listed table, e.g. {"author_id": "user.id"}; '
                                     "each makes that table a parent and is checked for orphans"),
         )), default=DEFAULT_TABLES, title="Tables",
-            description="Tables and views to load, parents first: name, optional key, column_types, parents and "
-                        "references"),
+            description="Tables and views to load: name, optional key, column_types, parents and references "
+                        '({"author_id": "user.id"}); parents first, from the references, parents and the API\'s '
+                        "foreign keys"),
         th.Property("page_size", th.IntegerType(minimum=1), default=1000, title="Page size",
                     description="Rows asked for per request; the server may cap it lower, which is handled"),
         th.Property("request_timeout", th.IntegerType(minimum=1), default=300, title="Request timeout",

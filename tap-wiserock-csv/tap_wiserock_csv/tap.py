@@ -112,8 +112,10 @@ class TapWiseRockCsv(Tap):
                                         '"customers.id"}; that stream is emitted first, and orphans are checked'),
             )),
             title="Per-file overrides",
-            description="Listed files are emitted first, in this order (parents before children); "
-                        "the rest follow by name",
+            description="Per-file settings: path, stream, keys, column_types, delimiter, null_values, "
+                        "duplicate_headers, skip_lines, header, and references to other streams "
+                        '({"customer_id": "customers.id"}); listed files come first, in this order, each after the '
+                        "streams it references; the rest follow by name",
         ),
     ).to_dict()
 
