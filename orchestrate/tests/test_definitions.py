@@ -18,7 +18,7 @@ from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, S
 
 MELTANO = PROJECT_DIR / ".venv" / "bin" / "meltano"
 # What the code location says when it cannot ask the API for its foreign keys (here: no API settings).
-NO_API = ("wiserock-dagster: tap-wiserock-api: its discovery could not read the API ('api_url' is a required property; "
+NO_API = ("wiserock-dagster: tap-wiserock-api: its discovery failed ('api_url' is a required property; "
           "'api_key' is a required property); the relations of its tables come from its tables setting only, until the "
           "code location is reloaded")
 
@@ -242,7 +242,7 @@ def test_an_api_out_of_reach_leaves_the_settings_relations_in_one_line(unlike, c
            "TAP_WISEROCK_API_TABLES": json.dumps(tables), "TAP_WISEROCK_API_RETRY_WAIT_MS": "10"}
     repo = repository(PROJECT_DIR, **env)
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("wiserock-dagster: tap-wiserock-api: its discovery could not read the API (") and \
+    assert line.startswith("wiserock-dagster: tap-wiserock-api: its discovery failed (") and \
         line.endswith("); the relations of its tables come from its tables setting only, until the code location is "
                       "reloaded") and "503" in line
     assert SANDBOX_PASSWORD not in line

@@ -9,7 +9,8 @@ references from the catalog the tap returns. The discovery runs in a thread of i
 then installs no signal handlers in the code server) with a deadline and a quick look (one row
 per page, two attempts per request). What it found is kept in the code location's reconstruction
 metadata, so that run workers and Celery steps build the same graph without asking the API again.
-When the API cannot be read, the tables setting's references stand, and one line says so.
+When the discovery fails (the API out of reach, the keys, a reference the tap refuses), the tables
+setting's references stand, and one line says so with the tap's reason.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def references_in(catalog: t.Mapping[str, t.Any]) -> Found:
 
 def discover_api(config: dict[str, t.Any]) -> Found:
     """The references of tap-wiserock-api's catalog for these settings; RuntimeError says in one line
-    why the API could not be read (no secret in it)."""
+    why the discovery failed (no secret in it)."""
     outcome: dict[str, t.Any] = {}
 
     def discover() -> None:
@@ -94,7 +95,7 @@ class Discoveries:
                 self.found[extractor] = discover_api(config)
             except RuntimeError as exc:
                 self.found[extractor] = None
-                self.problems.append(f"{extractor}: its discovery could not read the API ({exc}); the relations of "
+                self.problems.append(f"{extractor}: its discovery failed ({exc}); the relations of "
                                      "its tables come from its tables setting only, until the code location is reloaded")
         found = self.found.get(extractor)
         return None if found is None else {stream: [tuple(item) for item in items] for stream, items in found.items()}
