@@ -141,6 +141,16 @@ class TapWiseRockApi(Tap):
         return []
 
     @override
+    def setup_mapper(self) -> None:
+        """As the SDK's, but a stream deselected in the catalog is registered without its key: the SDK
+        registers it with none of its columns, and a stream map (the project's alias) then refuses
+        the key ("Invalid key properties"). A deselected stream is never written."""
+        for entry in self.catalog.streams:
+            if not entry.metadata.resolve_selection().get((), True):
+                entry.key_properties = []
+        super().setup_mapper()
+
+    @override
     def load_streams(self) -> list[Stream]:
         """Parents first (the SDK's default sorts by name)."""
         return list(self.table_streams)

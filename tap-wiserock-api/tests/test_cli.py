@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import assert_same_rows, run_tap, tap_config
 from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD
 
@@ -33,18 +35,20 @@ def test_discover_describes_both_tables_from_their_rows(start_sandbox, tmp_path)
     assert server.sandbox.stats.logins == 1 and server.sandbox.stats.reads == 2  # one login, a first page per table
 
 
-def test_catalog_selects_streams(start_sandbox, tmp_path):
+@pytest.mark.parametrize("prefix", ["", "stg_wiserock_"], ids=["no stream map", "the project's alias map"])
+def test_catalog_selects_streams(start_sandbox, tmp_path, prefix):
     server = start_sandbox(users=50, notes=80)
-    catalog = json.loads(run_tap(tmp_path, tap_config(server), "--discover").stdout)
+    maps = {"stream_maps": {"*": {"__alias__": f"'{prefix}' + __stream_name__"}}} if prefix else {}
+    catalog = json.loads(run_tap(tmp_path, tap_config(server, **maps), "--discover").stdout)
     for stream in catalog["streams"]:
         for entry in stream["metadata"]:
             if entry["breadcrumb"] == []:
                 entry["metadata"]["selected"] = stream["tap_stream_id"] == "note"
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    run = run_tap(tmp_path, tap_config(server), "--catalog", str(tmp_path / "catalog.json"))
+    run = run_tap(tmp_path, tap_config(server, **maps), "--catalog", str(tmp_path / "catalog.json"))
     assert run.returncode == 0, run.stderr
-    assert run.records("user") == []
-    assert_same_rows(run.records("note"), server.sandbox.rows("note"))
+    assert {message["stream"] for message in run.messages if "stream" in message} == {f"{prefix}note"}
+    assert_same_rows(run.records(f"{prefix}note"), server.sandbox.rows("note"))
 
 
 def test_config_from_environment_and_dotenv(start_sandbox, tmp_path):

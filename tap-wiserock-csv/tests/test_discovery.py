@@ -9,6 +9,8 @@ import sys
 import time
 import typing as t
 
+import pytest
+
 from tests.conftest import run_tap, write
 
 if t.TYPE_CHECKING:
@@ -98,16 +100,18 @@ def test_catalog_types_edited_to_text_are_honoured(folder):
     assert run.records("y") == [{"id": 1, "zip": "12345"}]
 
 
-def test_a_deselected_stream_is_not_read(folder):
+@pytest.mark.parametrize("prefix", ["", "stg_"], ids=["no stream map", "an alias stream map"])
+def test_a_deselected_stream_is_not_read(folder, prefix):
+    maps = {"stream_maps": {"*": {"__alias__": f"'{prefix}' + __stream_name__"}}} if prefix else {}
     write(folder, "good.csv", "id\n1\n")
     bad = write(folder, "bad.csv", "id\n1\n")
-    catalog = discover(folder)[0]
+    catalog = discover(folder, **maps)[0]
     for entry in catalog["streams"]:
         entry["metadata"] = [{"breadcrumb": [], "metadata": {"selected": entry["tap_stream_id"] == "good"}}]
     touch_later(bad, "id\n1\n2,extra\n")
-    run = run_tap(folder, "--catalog", save(folder, catalog))
+    run = run_tap(folder, "--catalog", save(folder, catalog), **maps)
     assert run.returncode == 0, run.stderr
-    assert run.streams == ["good"]
+    assert run.streams == [f"{prefix}good"]
 
 
 def test_keys_set_in_the_catalog_are_checked(folder):
