@@ -41,13 +41,18 @@ class FileOptions:
 
 @dataclasses.dataclass
 class FilePlan:
-    """What the first pass learnt; cached by the file's fingerprint."""
+    """What the first pass (or a sample, `sample.py`) learnt; cached by the file's fingerprint."""
 
     headers: list[str]
     columns: list[str]
     kinds: list[str]
     keys: list[str]
     forced: dict[str, str]
+    # The kinds come from a sample: the sync checks every value against them and widens a
+    # column that a later value does not fit (`widen.py`).
+    sampled: bool = False
+    unseen: list[str] = dataclasses.field(default_factory=list)  # sampled columns without a value in the sample
+    keys_checked: bool = True  # every row's key was found unique (the first pass, or a whole sync)
 
     def to_dict(self) -> dict[str, t.Any]:
         return dataclasses.asdict(self)
@@ -83,20 +88,29 @@ def plan_file(options: FileOptions, logger: logging.Logger) -> FilePlan | None:
                 column = checked.columns[index]
                 profile.add(column.drop_null() if column.null_count else column)
             key_hashes.add(checked)
-        kinds = [layout.forced.get(column) or profiles[index].kind(column)
-                 for index, column in enumerate(layout.columns)]
-        for index, profile in profiles.items():
-            if profile.sub_microseconds is not None and kinds[index] == "string":
-                logger.info("Column %r of %s is text: %s has digits beyond microseconds, which a timestamp cannot "
-                            "hold (force the column to date-time with column_types to cut them).",
-                            layout.columns[index], options.label, shown(profile.sub_microseconds))
-        plan = FilePlan(layout.headers, layout.columns, kinds, layout.keys, layout.forced)
+        plan = FilePlan(layout.headers, layout.columns, kinds_of(options, layout, profiles, logger), layout.keys,
+                        layout.forced)
         if key_positions:
-            _refuse_duplicate_keys(options, check, plan, key_hashes)
+            refuse_duplicate_keys(options, check, plan, key_hashes)
     return plan
 
 
-def _refuse_duplicate_keys(options: FileOptions, check: RowCheck, plan: FilePlan, key_hashes: KeyHashes) -> None:
+def kinds_of(options: FileOptions, layout: Layout, profiles: dict[int, ColumnProfile], logger: logging.Logger) -> list[str]:
+    """Each column's kind: forced, or from its profile (by position)."""
+    kinds = [layout.forced.get(column) or profiles[index].kind(column) for index, column in enumerate(layout.columns)]
+    for index, profile in profiles.items():
+        if profile.sub_microseconds is not None and kinds[index] == "string":
+            log_sub_microseconds(logger, options.label, layout.columns[index], profile.sub_microseconds)
+    return kinds
+
+
+def log_sub_microseconds(logger: logging.Logger, label: str, column: str, value: str) -> None:
+    logger.info("Column %r of %s is text: %s has digits beyond microseconds, which a timestamp cannot hold (force "
+                "the column to date-time with column_types to cut them).", column, label, shown(value))
+
+
+def refuse_duplicate_keys(options: FileOptions, check: RowCheck, plan: FilePlan, key_hashes: KeyHashes) -> None:
+    """Fail naming a key that repeats, two of its lines and the fix; `key_hashes` hold every row's key."""
     positions = [plan.columns.index(key) for key in plan.keys]
     found = find_duplicate(lambda: read_checked(options, plan.columns, check), positions,
                            [plan.kinds[position] for position in positions], key_hashes)
