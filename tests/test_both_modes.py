@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from elt.settings import PROJECT_DIR
 from tests.conftest import Warehouse, meltano, pipeline_env
@@ -73,14 +70,6 @@ def tables(warehouse: Warehouse) -> dict[str, tuple]:
         "select table_name from information_schema.tables where table_schema = %s order by 1", warehouse.schema)]
     return {name: (warehouse.column_types(name),
                    warehouse.query(f'select t::text from "{name}" t order by t::text')) for name in names}
-
-
-@pytest.fixture
-def second_warehouse(server):
-    schema = f"e2e_{uuid.uuid4().hex[:10]}"
-    yield Warehouse(server, schema)
-    with psycopg.connect(**server.database(schema).params, autocommit=True) as connection:
-        connection.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
 
 
 @pytest.mark.parametrize("source", ["sample", "cases"])
