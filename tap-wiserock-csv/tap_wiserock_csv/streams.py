@@ -15,6 +15,7 @@ import sys
 import time
 import typing as t
 
+import pyarrow as pa
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import SchemaMessage
@@ -179,6 +180,7 @@ class CsvFileStream(Stream):
                             "then sending the stream again from its first row, as its next version (the loader "
                             "drops the rows it received before).", options.label, over)
         started = time.perf_counter()
+        pa.default_memory_pool().release_unused()  # what the first sending's blocks held: the pass needs its own
         file_fingerprint = fingerprint(options)
         plan = plan_file(options, self.logger)
         if plan is None or plan.columns != self.plan.columns:

@@ -117,8 +117,12 @@ class StreamLoad:
         """The relation's columns and key as the last SCHEMA message gave them; no COPY may run."""
         if self._relation_was is not None:
             columns, keys = self._relation_was
+            started = time.monotonic()
             tables.change_loading_table(connection, self.relation, columns, self.columns, keys, self.keys)
             self._relation_was = None
+            if self.rows:
+                logger.info("%s: the %s rows loaded so far follow the SCHEMA change in %.1f s", self.table,
+                            f"{self.rows:,}", time.monotonic() - started)
 
     def restart(self, version: t.Any) -> None:
         """The stream is sent again as `version`: counted from its first row (the relation was emptied)."""
