@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_wiserock_csv.checks import BadRowPolicy, RowCheck
-from tap_wiserock_csv.kinds import ColumnProfile
-from tap_wiserock_csv.layout import Layout, refuse_nothing_after_skipped_lines
-from tap_wiserock_csv.plan import FilePlan, kinds_of
-from tap_wiserock_csv.reader import CHUNK_BYTES, CsvReader, parse_span
+from tap_wiserock_csv.plan import FileTyping
+from tap_wiserock_csv.reader import CHUNK_BYTES, parse_span
 from tap_wiserock_csv.source import read_span, spans_lines
 
 if t.TYPE_CHECKING:
     import logging
 
-    from tap_wiserock_csv.checks import CheckedBlock
-    from tap_wiserock_csv.plan import FileOptions
+    from tap_wiserock_csv.plan import FileOptions, FilePlan
 
 MIDDLE_SPANS = 16
 
@@ -40,37 +36,26 @@ def sample_plan(options: FileOptions, sample_bytes: int, logger: logging.Logger)
     """The file's plan from a sample of about `sample_bytes` bytes; None for a file without a header."""
     size = options.path.stat().st_size
     head = max(sample_bytes // 4, 1)
-    reader = CsvReader(options.path, options.dialect, label=options.label, chunk_bytes=min(head, CHUNK_BYTES))
-    if reader.header is None:
-        refuse_nothing_after_skipped_lines(options, reader.source.lines_skipped)
+    typing = FileTyping.open(options, chunk_bytes=min(head, CHUNK_BYTES))
+    if typing is None:
         return None
-    layout = Layout.of(options, reader.header, reader.header_line)
-    check = RowCheck(options.label, layout.columns, layout.keys, layout.forced, options.null_values)
-    # A bad row near the start fails discovery as the first pass would; counts and shares are the sync's.
-    policy = BadRowPolicy(options.label, options.skip_bad_rows, options.max_bad_rows)
-    profiles = {index: ColumnProfile() for index, column in enumerate(layout.columns) if column not in layout.forced}
-
-    def profile(checked: CheckedBlock) -> None:
-        for index, column_profile in profiles.items():
-            column = checked.columns[index]
-            column_profile.add(column.drop_null() if column.null_count else column)
-
+    reader, check = typing.reader, typing.check
     for block in reader.blocks():
         checked = check.apply(block)
-        policy.take(checked.bad_rows)
-        profile(checked)
+        # A bad row near the start fails discovery as the first pass would; counts and shares are the sync's.
+        typing.policy.take(checked.bad_rows)
+        typing.add(checked)
         if reader.source.bytes_read >= head:
             break
     start = reader.source.bytes_read
     for offset, length in _spans(size, start, head, max(sample_bytes - 2 * head, 0)):
         block = parse_span(read_span(options.path, options.dialect.encoding, offset, length), options.dialect,
-                           len(layout.columns), final=offset + length >= size)
+                           len(typing.layout.columns), final=offset + length >= size)
         if block is not None:
-            profile(check.apply(block))  # rows the check refuses are the sync's to name, with their lines
-    return FilePlan(layout.headers, layout.columns, kinds_of(options, layout, profiles, logger), layout.keys,
-                    layout.forced, sampled=True, keys_checked=False,
-                    unseen=[layout.columns[index] for index, column_profile in profiles.items()
-                            if not column_profile.seen])
+            typing.add(check.apply(block))  # rows the check refuses are the sync's to name, with their lines
+    return typing.plan(logger, sampled=True, keys_checked=False,
+                       unseen=[typing.layout.columns[index] for index, profile in typing.profiles.items()
+                               if not profile.seen])
 
 
 def _spans(size: int, start: int, tail: int, middle: int) -> list[tuple[int, int]]:
