@@ -35,8 +35,10 @@ if t.TYPE_CHECKING:
     from tap_wiserock_csv.checks import CheckedBlock
 
 # What numeric::text prints: digits, an optional fraction; no exponent, no leading zeros, no bare
-# point. `-0` and `-0.00` print without their sign, which leaves them out (a nonzero digit after `-`).
-_PRINTED_NUMBER = r"^(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|-(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))$"
+# point. `-0` and `-0.00` print without their sign (a negative number starting `-0` needs a nonzero
+# digit after its point).
+_PRINTED_NUMBER = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$"
+_SIGNED_ZERO = r"^-0(?:\.0*)?$"
 _PRINTED_LIMIT = min(LONGEST_INTEGER_LITERAL, NUMERIC_DIGITS_AFTER)  # longer integers are sent with a ".0"
 
 
@@ -109,14 +111,15 @@ class StreamTyping:
                 continue
             old = column.kind
             printed: bool | None = None  # the block's values read back as written through text
+            converted = None  # the block's values converted by the check, when it did
             if old == "number" and column.printed and _printed_numbers(values):
                 printed = True  # they fit number too: the profile's pattern can be spared
             else:
                 column.profile.add(values)
                 column.kind = column.profile.kind(column.name)
+                converted = column.profile.converted
             if column.kind != old:
                 changes.append(_change(column, old, values, present, block))
-            converted = column.profile.converted
             if converted is not None and converted.type == ARROW_TYPES[column.kind]:
                 if len(values) == block.num_rows:  # no nulls: the column itself converted
                     self.converted[position] = converted
@@ -132,8 +135,12 @@ class StreamTyping:
 
 def _printed_numbers(values: pa.Array) -> bool:
     """Every value is a number written as numeric::text prints it (so it also fits number)."""
-    return (pc.max(pc.binary_length(values)).as_py() or 0) <= _PRINTED_LIMIT and bool(
-        pc.all(pc.match_substring_regex(values, _PRINTED_NUMBER)).as_py())
+    if (pc.max(pc.binary_length(values)).as_py() or 0) > _PRINTED_LIMIT or \
+            not pc.all(pc.match_substring_regex(values, _PRINTED_NUMBER)).as_py():
+        return False
+    negative_zeros = pc.starts_with(values, "-0")  # -0.5 prints so; -0 and -0.00 do not: the rare look
+    return not pc.any(negative_zeros).as_py() or \
+        not pc.any(pc.match_substring_regex(values.filter(negative_zeros), _SIGNED_ZERO)).as_py()
 
 
 def _exact(column: _Column, old: str) -> bool:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tap_wiserock_csv import kinds
+from tap_wiserock_csv import kinds, widen
 from tests.conftest import batch_config, run_tap
 
 if t.TYPE_CHECKING:
@@ -280,3 +280,12 @@ def test_a_number_column_stays_exact_when_its_values_are_written_as_numeric_prin
     assert run.returncode == 0, run.stderr[-3000:]
     assert "follow exactly" in run.stderr and "again" not in run.stderr
     assert [value for _, value in rows_as_written(run, "amount")][4:7] == ["-0.5", "1.50", "1.75"]
+
+
+@pytest.mark.parametrize(("value", "printed"), [
+    ("1.50", True), ("-0.5", True), ("0", True), ("0.000", True), ("12", True), ("-12.0", True), ("-0.001", True),
+    ("-0", False), ("-0.00", False), ("1e3", False), (".5", False), ("-.5", False), ("007", False), ("+1", False),
+    ("1.", False), ("7" * 4001, False)])
+def test_numbers_count_as_printed_only_in_the_form_numeric_prints_them_back(value, printed):
+    """The values whose column may become text without a start over: numeric::text gives them back."""
+    assert widen._printed_numbers(pa.array([value, "1.5"])) is printed
