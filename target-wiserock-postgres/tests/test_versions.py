@@ -55,12 +55,22 @@ def test_rows_dropped_for_a_new_version_are_never_converted_to_a_later_schema(wa
     assert warehouse.column_types("t")["code"] == "bigint"
 
 
-def test_a_schema_change_still_reaches_the_rows_loaded_so_far(warehouse):
-    load(warehouse, [schema("t", id="integer", code="integer"), versioned("t", 1, id=1, code=17),
-                     schema("t", id="integer", code="string"), versioned("t", 1, id=2, code="A-18"),
-                     schema("t", id="integer", code="string", extra="boolean"), activate("t", 1)])
-    assert warehouse.rows("t") == [(1, "17", None), (2, "A-18", None)]
-    assert warehouse.column_types("t") == {"id": "bigint", "code": "text", "extra": "boolean"}
+@pytest.mark.parametrize("existing", [False, True], ids=["new table", "existing table"])
+def test_a_schema_change_still_reaches_the_rows_loaded_so_far(warehouse, existing):
+    """integer -> number -> text and date -> text, as the CSV tap widens: each value as sent, in
+    a new table (loaded directly) and in an existing one (loaded into a temp table, then merged)."""
+    if existing:
+        load(warehouse, [schema("t", id="integer", code="integer", day="date"), versioned("t", 1, id=9, code=1),
+                         activate("t", 1)])
+    load(warehouse, [schema("t", id="integer", code="integer", day="date"),
+                     versioned("t", 2, id=1, code=17, day="0999-03-01"),
+                     schema("t", id="integer", code="number", day="date"),
+                     '{"type": "RECORD", "stream": "t", "record": {"id": 2, "code": 2.50}, "version": 2}',
+                     schema("t", id="integer", code="string", day="string"),
+                     versioned("t", 2, id=3, code="A-18", day="unknown"),
+                     schema("t", id="integer", code="string", day="string", extra="boolean"), activate("t", 2)])
+    assert warehouse.rows("t") == [(1, "17", "0999-03-01", None), (2, "2.50", None, None), (3, "A-18", "unknown", None)]
+    assert warehouse.column_types("t") == {"id": "bigint", "code": "text", "day": "text", "extra": "boolean"}
 
 
 def test_activate_version_of_another_version_than_the_rows_fails_and_changes_nothing(warehouse):
