@@ -41,10 +41,13 @@ def write_csv(path: pathlib.Path, rows: int, seed: int = 1) -> pathlib.Path:
     return path
 
 
-def write_large_csv(path: pathlib.Path, rows: int, base: pathlib.Path) -> pathlib.Path:
+def write_large_csv(path: pathlib.Path, rows: int, base: pathlib.Path, *,
+                    late: tuple[str, str, range] | None = None) -> pathlib.Path:
     """`rows` rows fast: the rows of `base` (a `write_csv` file) repeated, each copy with new ids
     (copy k of a 1,000,000-row base holds ids k*1,000,000+1 ...), written a copy at a time by
-    Arrow: 3 s for 10 million rows, where `write_csv` takes a minute."""
+    Arrow: 3 s for 10 million rows, where `write_csv` takes a minute. `late`: (column, value,
+    ids) writes `value` in that column of the rows with those ids (a column that changes type
+    in the last rows: `score` and `activeflag` are written without quotes or commas)."""
     if path.exists() and path.stat().st_size > 0:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,12 +69,27 @@ def write_large_csv(path: pathlib.Path, rows: int, base: pathlib.Path) -> pathli
         for first in range(0, rows, len(tails)):
             count = min(len(tails), rows - first)
             ids = pc.cast(pa.array(np.arange(first + 1, first + count + 1, dtype=np.int64)), pa.large_string())
-            lines = pc.binary_join_element_wise(ids, tails.slice(0, count), pa.scalar("", pa.large_string()))
+            lines = pc.binary_join_element_wise(ids, _with_late(tails.slice(0, count), first, late),
+                                                pa.scalar("", pa.large_string()))
             buffers = lines.buffers()
             line_offsets = np.frombuffer(buffers[1], dtype=np.int64, count=count + 1)
             handle.write(memoryview(buffers[2])[line_offsets[0]:line_offsets[-1]])
     partial.rename(path)  # complete or absent: a file cut short is never reused
     return path
+
+
+def _with_late(tails: pa.Array, first: int, late: tuple[str, str, range] | None) -> pa.Array:
+    """The rows' tails (all but the id) with `late`'s value in its column, for the ids in its range."""
+    if late is None:
+        return tails
+    column, value, ids = late
+    start, stop = max(ids.start - 1 - first, 0), min(ids.stop - 1 - first, len(tails))
+    if start >= stop:
+        return tails
+    fields_before = HEADER.index(column) - 1  # after the id
+    changed = pc.replace_substring_regex(tails.slice(start, stop - start), f"^((?:,[^,]*){{{fields_before}}},)[^,]*",
+                                         r"\1" + value)
+    return pa.concat_arrays([tails.slice(0, start), changed, tails.slice(stop)])
 
 
 def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

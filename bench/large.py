@@ -5,13 +5,18 @@ embedded server), on the bench's 9-column CSV at 1,000,000 rows and at 10,000,00
 same rows repeated with new ids, written in seconds):
 - COPY of the large file into the typed table with its primary key (the staging table has one),
   the median of three runs: the ceiling every share is against;
-- the CSV tap's typing pass alone (discovery, no cached plan), and its sync alone writing parquet
-  batch files with its plan cached;
+- the CSV tap alone: discovery (a sample of the file, as Meltano runs it; and with sample_bytes 0,
+  the first pass over every value the tap made before issue 24), its sync writing parquet batch
+  files with the sampled plan (every value checked), and again with the plan that sync cached;
 - the loader alone fed the tap's parquet batch files: a first run (new table) and a second run
   of the same rows (unchanged), with its merge step's time from its log;
 - `meltano run tap-wiserock-csv target-postgres`: a first load (empty schema, no cached plan)
   and a second run with the file unchanged, the median of three runs of each on the large file,
-  with the typing pass's, the loader's and the merge's time from the log;
+  with the sample's, the loader's and the merge's time from the log;
+- the cost of a type change the sample did not see, one first load each on the large file with
+  1,000 rows 100,000 rows before its end changed: `score` holding `n/a` (the column widens to
+  text, and the loader converts the rows it holds), and `activeflag` holding `maybe` (the rows
+  sent held booleans: the tap types the file by a first pass and sends it again);
 - the peak RSS of every process at both sizes, and how much it grew.
 Writes bench/results-large.md. The 10M-row file, the recorded batch files and the bench
 schemas are removed at the end. Nothing here asserts a speed.
@@ -43,8 +48,18 @@ OUT = PROJECT_DIR / "bench" / "out"
 RESULTS = PROJECT_DIR / "bench" / "results-large.md"
 BASE_ROWS = 1_000_000  # written row by row once; larger files repeat its rows
 TAP = csv_paths.TAP
-# What the processes log: the tap's typing pass, the loader's merge and its whole run.
-_TYPED = re.compile(r"Typed \S+ from its content in ([\d.]+) s")
+# What the processes log: the tap's sample or first pass, the loader's merge and its whole run, a
+# SCHEMA change the rows loaded follow, and a stream sent again.
+_TYPED = re.compile(r"Typed \S+ from (?:its content|a sample of .*?\)) in ([\d.]+) s")
+_SAMPLED = re.compile(r"Typed \S+ from a sample of .*?\) in ([\d.]+) s")
+_FIRST_PASS = re.compile(r"Typed \S+ from its content in ([\d.]+) s")
+_FOLLOWED = re.compile(r"rows loaded so far follow the SCHEMA change in ([\d.]+) s")
+_DROPPED = re.compile(r"the ([\d,]+) rows of version \S+ received before are dropped")
+# Rows whose column changes type, 100,000 rows before the end of the large file: past the
+# sample's last 8 MB (70,000 rows) and between two of its spans.
+LATE_ROWS, LATE_FROM_END = 1_000, 100_000
+LATE_CHANGES = {"score becomes text (exact: the loader converts the rows it holds)": ("score", "n/a"),
+                "activeflag holds maybe (not exact: a first pass, then the stream again)": ("activeflag", "maybe")}
 _MERGED = re.compile(r"\S+: (?:diff by key|replaced whole) in ([\d.]+) s")
 _COMMITTED = re.compile(r"Committed \d+ tables?, [\d,]+ rows? in ([\d.]+) s")
 
@@ -76,28 +91,36 @@ class Memory:
 
 
 def tap_alone(csv_path: pathlib.Path, rows: int, ceiling: float, memory: Memory) -> list[Row]:
-    """The typing pass alone (`--discover`, no cached plan), then the sync alone with the plan it
-    cached, writing parquet batch files (messages to /dev/null, files deleted after)."""
+    """Discovery alone (no cached plan) with a first pass over every value (sample_bytes 0, as
+    before issue 24) and with its sample; then the sync alone with the sampled plan (every value
+    checked), and again with the plan that sync cached, writing parquet batch files (messages to
+    /dev/null, files deleted after)."""
     folder = OUT / "large-tap"
     shutil.rmtree(folder, ignore_errors=True)
     files = folder / "files"
     files.mkdir(parents=True)
-    config = folder / "config.json"
-    config.write_text(json.dumps({
-        "data_dir": str(csv_path.parent.resolve()), "cache_dir": str((folder / "cache").resolve()),
-        "emit_activate_version_messages": True,
-        "batch_config": {"encoding": {"format": "parquet", "compression": "none"}, "storage": {"root": files.as_uri()},
-                         "batch_size": 100_000}}))
+    settings = {"data_dir": str(csv_path.parent.resolve()), "cache_dir": str((folder / "cache").resolve()),
+                "emit_activate_version_messages": True,
+                "batch_config": {"encoding": {"format": "parquet", "compression": "none"},
+                                 "storage": {"root": files.as_uri()}, "batch_size": 100_000}}
     result = []
-    for mode, process in (("--discover", "typing pass (discovery)"), ("", "sync writing parquet files")):
+    # (what, process, its settings): discoveries without a cache; the first sync samples again in its
+    # own process (as a sync with a sampled catalog checks every value) and caches the plan of every
+    # value, which the second takes.
+    for mode, process, changes in (
+            ("--discover", "discovery, first pass (sample_bytes 0)", {"sample_bytes": 0, "cache_dir": ""}),
+            ("--discover", "discovery from a sample", {"cache_dir": ""}),
+            ("", "sync writing parquet files, sampled plan: every value checked", {}),
+            ("", "sync writing parquet files, the plan that sync cached", {})):
+        config = folder / "config.json"
+        config.write_text(json.dumps({**settings, **changes}))
         command = ["sh", "-c", f'"{csv_paths.BIN / TAP}" --config "{config}" {mode} > /dev/null; exit $?']
-        measured = run_measured(command, labels=[TAP], env={**os.environ, "TAP_WISEROCK_CSV_FILES": "[]"},
-                                cwd=str(folder))
+        measured = run_measured(command, labels=[TAP], env=dict(os.environ), cwd=str(folder))
         if measured.returncode != 0:
             sys.stderr.write(measured.output[-5000:])
             raise SystemExit(f"bench: {TAP} {mode} failed on {csv_path}")
-        rss = memory.note(f"{TAP}, {process}", rows, measured.peak_rss_mb[TAP])
-        typed = f"; typing {_logged(_TYPED, measured.output)} s" if mode else ", plan cached"
+        rss = memory.note(f"{TAP}, {process.split(':')[0]}", rows, measured.peak_rss_mb[TAP])
+        typed = f"; {_logged(_TYPED, measured.output)} s" if mode else ""
         result.append(Row(f"{TAP} alone: {process}{typed}", rows, measured.seconds, ceiling, rss))
     shutil.rmtree(folder, ignore_errors=True)
     return result
@@ -140,8 +163,9 @@ def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling
         measured.sort(key=lambda run: run.seconds)
         median = measured[len(measured) // 2]
         parts = [f"{phase} {seconds} s" for phase, seconds in (
-            ("typing", _logged(_TYPED, median.output)), ("loader", _logged(_COMMITTED, median.output)),
-            ("merge", _logged(_MERGED, median.output))) if seconds != "-"]
+            ("sample", _logged(_SAMPLED, median.output)), ("first pass", _logged(_FIRST_PASS, median.output)),
+            ("loader", _logged(_COMMITTED, median.output)), ("merge", _logged(_MERGED, median.output)))
+            if seconds != "-"]
         if runs > 1:
             parts.insert(0, f"median of {runs}, {measured[0].seconds:.1f}-{measured[-1].seconds:.1f} s")
         peaks = {process: max(run.peak_rss_mb[process] for run in measured)
@@ -151,6 +175,34 @@ def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling
         memory.note(f"meltano run: meltano itself ({label})", rows, peaks["meltano"])
         result.append(Row(f"meltano run {TAP} target-postgres, {label} ({'; '.join(parts)})", rows, median.seconds,
                           ceiling, f"tap {tap} / loader {target}"))
+    csv_paths.reset_schema(env)
+    shutil.rmtree(cache, ignore_errors=True)
+    return result
+
+
+def late_changes(env: dict[str, str], base: pathlib.Path, rows: int, ceiling: float, memory: Memory) -> list[Row]:
+    """A first load of the large file with a column changing type in its last rows, each way."""
+    cache = OUT / "large-late-plan-cache"
+    late = range(rows - LATE_FROM_END - LATE_ROWS + 1, rows - LATE_FROM_END + 1)
+    result = []
+    for label, (column, value) in LATE_CHANGES.items():
+        path = write_large_csv(OUT / f"csv-{rows}-late-{column}" / "people.csv", rows, base, late=(column, value, late))
+        shutil.rmtree(cache, ignore_errors=True)
+        csv_paths.reset_schema(env)
+        measured = csv_paths.meltano_measured(csv_paths.csv_env(env, path, cache), TAP, csv_paths.PROJECT_LOADER)
+        parts = [f"{phase} {seconds} s" for phase, seconds in (
+            ("sample", _logged(_SAMPLED, measured.output)), ("first pass", _logged(_FIRST_PASS, measured.output)),
+            ("rows loaded converted", _logged(_FOLLOWED, measured.output)),
+            ("loader", _logged(_COMMITTED, measured.output))) if seconds != "-"]
+        if dropped := _DROPPED.findall(measured.output):
+            parts.append(f"{dropped[-1]} rows sent before dropped")
+        tap = memory.note(f"meltano run: {TAP} ({column} changes late)", rows, measured.peak_rss_mb[TAP])
+        target = memory.note(f"meltano run: target-wiserock-postgres ({column} changes late)", rows,
+                             measured.peak_rss_mb[csv_paths.PROJECT_LOADER])
+        result.append(Row(f"meltano run {TAP} target-postgres, first load, {label}, rows {late.start:,}-"
+                          f"{late.stop - 1:,} ({'; '.join(parts)})", rows, measured.seconds, ceiling,
+                          f"tap {tap} / loader {target}"))
+        shutil.rmtree(path.parent, ignore_errors=True)
     csv_paths.reset_schema(env)
     shutil.rmtree(cache, ignore_errors=True)
     return result
@@ -181,6 +233,7 @@ def main() -> None:
         rows += tap_alone(csv_path, count, copy.rate, memory)
         rows += loader_alone(env, csv_path, count, copy.rate, memory)
         rows += meltano_runs(env, csv_path, count, copy.rate, memory, runs=args.runs if count == sizes[-1] else 1)
+    rows += late_changes(env, base, sizes[-1], copy.rate, memory)
     csv_paths.ensure_clean_batches()
     with csv_paths.connect(env) as connection:
         for schema in (csv_paths.SCHEMA, loader.SCHEMA):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -85,13 +86,27 @@ class Warehouse:
         return dict(rows)
 
 
-@pytest.fixture
-def warehouse(server: Server) -> t.Iterator[Warehouse]:
+@contextlib.contextmanager
+def scratch_schema(server: Server) -> t.Iterator[Warehouse]:
+    """A schema of its own for one test, dropped after it (with the report's `_elt` schema)."""
     schema = f"e2e_{uuid.uuid4().hex[:10]}"
     yield Warehouse(server, schema)
     with psycopg.connect(**server.database(schema).params, autocommit=True) as connection:
         for name in (schema, f"{schema}_elt"):
             connection.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def warehouse(server: Server) -> t.Iterator[Warehouse]:
+    with scratch_schema(server) as house:
+        yield house
+
+
+@pytest.fixture
+def second_warehouse(server: Server) -> t.Iterator[Warehouse]:
+    """Another schema, for the same load in another way (RECORD and BATCH modes)."""
+    with scratch_schema(server) as house:
+        yield house
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from elt.report import RELATIONS_TABLE
 from elt.settings import PROJECT_DIR
@@ -78,14 +75,6 @@ def tables(warehouse: Warehouse) -> dict[str, tuple]:
                     warehouse.query(f'select t::text from "{name}" t order by t::text')) for name in names}
     return {**found, RELATIONS_TABLE: warehouse.query(
         f"select child_table, child_column, parent_table, parent_column from {RELATIONS_TABLE} order by 1, 2")}
-
-
-@pytest.fixture
-def second_warehouse(server):
-    schema = f"e2e_{uuid.uuid4().hex[:10]}"
-    yield Warehouse(server, schema)
-    with psycopg.connect(**server.database(schema).params, autocommit=True) as connection:
-        connection.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
 
 
 @pytest.mark.parametrize("source", ["sample", "cases"])

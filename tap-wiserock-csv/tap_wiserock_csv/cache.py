@@ -22,7 +22,7 @@ if t.TYPE_CHECKING:
 
     from tap_wiserock_csv.plan import FileOptions
 
-RULES_VERSION = 2  # raise when typing or naming rules change: older plans are then ignored
+RULES_VERSION = 3  # raise when typing or naming rules change: older plans are then ignored
 
 
 def _digest(value: t.Any, size: int) -> str:

@@ -42,12 +42,13 @@ _MIX = np.uint64(0x100000001B3)
 _SPREAD = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27), np.uint64(0x94D049BB133111EB), np.uint64(31))
 
 
-def text_hashes(values: pa.Array) -> np.ndarray:
+def text_hashes(values: pa.Array, integers: pa.Array | None = None) -> np.ndarray:
     """One int64 per value: integers by value (so `-0` equals `0`), other text by Python's hash.
 
     Integers of up to 18 digits (`_SHORT_INTEGER`) are the ones taken by value, value by value,
-    so that equal text always gets the same hash, whatever the rest of its block holds."""
-    plain = _plain_short_integers(values)
+    so that equal text always gets the same hash, whatever the rest of its block holds.
+    `integers`: the values as int64, when each is written as Arrow writes it back."""
+    plain = _plain_short_integers(values, integers)
     if plain is not None:
         return plain
     integers = pc.match_substring_regex(values, _SHORT_INTEGER).to_numpy(zero_copy_only=False)
@@ -60,16 +61,20 @@ def text_hashes(values: pa.Array) -> np.ndarray:
     return hashes
 
 
-def _plain_short_integers(values: pa.Array) -> np.ndarray | None:
+def _plain_short_integers(values: pa.Array, integers: pa.Array | None = None) -> np.ndarray | None:
     """The values as int64 when each is written as Arrow writes it back, within 18 digits (all
     match `_SHORT_INTEGER`; `-0` does not, and takes the pattern's way): the usual key column
-    costs a cast and a comparison instead of a pattern match."""
-    try:
-        integers = pc.cast(values, pa.int64())
-    except pa.ArrowInvalid:
-        return None
-    plain = pc.and_(pc.equal(pc.cast(integers, pa.string()), values), pc.less(pc.abs(integers), _SHORT_LIMIT))
-    return integers.to_numpy() if pc.all(plain).as_py() else None
+    costs a cast and a comparison instead of a pattern match (`integers`: that cast and
+    comparison done already)."""
+    if integers is None:
+        try:
+            integers = pc.cast(values, pa.int64())
+        except pa.ArrowInvalid:
+            return None
+        written = pc.equal(pc.cast(integers, pa.string()), values)
+        if not pc.all(written).as_py():
+            return None
+    return integers.to_numpy() if pc.all(pc.less(pc.abs(integers), _SHORT_LIMIT)).as_py() else None
 
 
 def _value_hashes(values: pa.Array, kind: str) -> np.ndarray:
@@ -79,6 +84,10 @@ def _value_hashes(values: pa.Array, kind: str) -> np.ndarray:
         return to_arrow(kind, values).cast(pa.int64()).to_numpy(zero_copy_only=False)
     return np.fromiter((hash(decimal.Decimal(value)) for value in values.to_pylist()), dtype=np.int64,
                        count=len(values))
+
+
+def _int64(array: pa.Array | None) -> pa.Array | None:
+    return array if array is not None and array.type == pa.int64() else None
 
 
 def key_hashes(parts: list[np.ndarray]) -> np.ndarray:
@@ -138,9 +147,12 @@ class KeyHashes:
             self._folder.cleanup()
             self._folder = None
 
-    def add(self, block: CheckedBlock) -> None:
+    def add(self, block: CheckedBlock, integers: t.Mapping[int, pa.Array] | None = None) -> None:
+        """The block's keys; `integers`: key columns (by position) as int64, written as Arrow writes them back."""
         if self.positions and block.num_rows:
-            self.add_hashes(key_hashes([text_hashes(block.columns[position]) for position in self.positions]))
+            integers = integers or {}
+            self.add_hashes(key_hashes([text_hashes(block.columns[position], _int64(integers.get(position)))
+                                        for position in self.positions]))
 
     def add_hashes(self, hashes: np.ndarray) -> None:
         if self._held is None:

@@ -10,7 +10,7 @@ from tap_wiserock_csv.errors import CsvInputError
 from tap_wiserock_csv.keys import KeyHashes, find_duplicate
 from tap_wiserock_csv.kinds import ColumnProfile
 from tap_wiserock_csv.layout import Layout, refuse_nothing_after_skipped_lines
-from tap_wiserock_csv.reader import CsvReader, read_ahead
+from tap_wiserock_csv.reader import CHUNK_BYTES, CsvReader, read_ahead
 
 if t.TYPE_CHECKING:
     import logging
@@ -41,13 +41,18 @@ class FileOptions:
 
 @dataclasses.dataclass
 class FilePlan:
-    """What the first pass learnt; cached by the file's fingerprint."""
+    """What the first pass (or a sample, `sample.py`) learnt; cached by the file's fingerprint."""
 
     headers: list[str]
     columns: list[str]
     kinds: list[str]
     keys: list[str]
     forced: dict[str, str]
+    # The kinds come from a sample: the sync checks every value against them and widens a
+    # column that a later value does not fit (`widen.py`).
+    sampled: bool = False
+    unseen: list[str] = dataclasses.field(default_factory=list)  # sampled columns without a value in the sample
+    keys_checked: bool = True  # every row's key was found unique (the first pass, or a whole sync)
 
     def to_dict(self) -> dict[str, t.Any]:
         return dataclasses.asdict(self)
@@ -66,37 +71,75 @@ def read_checked(options: FileOptions, columns: list[str], check: RowCheck) -> t
         yield check.apply(block)
 
 
+@dataclasses.dataclass
+class FileTyping:
+    """A file opened for typing (its header read): the rows' check, the bad-row policy, and a
+    profile of each column's values (forced ones aside)."""
+
+    options: FileOptions
+    reader: CsvReader
+    layout: Layout
+    check: RowCheck
+    policy: BadRowPolicy
+    profiles: dict[int, ColumnProfile]  # by position
+
+    @classmethod
+    def open(cls, options: FileOptions, chunk_bytes: int = CHUNK_BYTES) -> FileTyping | None:
+        """None for a file without a header."""
+        reader = CsvReader(options.path, options.dialect, label=options.label, chunk_bytes=chunk_bytes)
+        if reader.header is None:
+            refuse_nothing_after_skipped_lines(options, reader.source.lines_skipped)
+            return None
+        layout = Layout.of(options, reader.header, reader.header_line)
+        return cls(options, reader, layout,
+                   RowCheck(options.label, layout.columns, layout.keys, layout.forced, options.null_values),
+                   BadRowPolicy(options.label, options.skip_bad_rows, options.max_bad_rows),
+                   {index: ColumnProfile() for index, column in enumerate(layout.columns) if column not in layout.forced})
+
+    def add(self, checked: CheckedBlock) -> None:
+        for index, profile in self.profiles.items():
+            column = checked.columns[index]
+            profile.add(column.drop_null() if column.null_count else column)
+
+    def plan(self, logger: logging.Logger, **sampled: t.Any) -> FilePlan:
+        """The plan of the values added; `sampled`: FilePlan's fields for a sample."""
+        layout = self.layout
+        return FilePlan(layout.headers, layout.columns, kinds_of(self.options, layout, self.profiles, logger),
+                        layout.keys, layout.forced, **sampled)
+
+
 def plan_file(options: FileOptions, logger: logging.Logger) -> FilePlan | None:
     """Read every row: no later row can contradict a type, a bad row fails before anything is emitted."""
-    reader = CsvReader(options.path, options.dialect, label=options.label)
-    if reader.header is None:
-        refuse_nothing_after_skipped_lines(options, reader.source.lines_skipped)
+    typing = FileTyping.open(options)
+    if typing is None:
         return None
-    layout = Layout.of(options, reader.header, reader.header_line)
-    check = RowCheck(options.label, layout.columns, layout.keys, layout.forced, options.null_values)
-    policy = BadRowPolicy(options.label, options.skip_bad_rows, options.max_bad_rows)
-    profiles = {index: ColumnProfile() for index, column in enumerate(layout.columns) if column not in layout.forced}
-    key_positions = [layout.columns.index(key) for key in layout.keys]
+    key_positions = [typing.layout.columns.index(key) for key in typing.layout.keys]
     with KeyHashes(key_positions) as key_hashes:
-        for checked in checked_blocks(read_ahead(reader.blocks()), check, policy):
-            for index, profile in profiles.items():
-                column = checked.columns[index]
-                profile.add(column.drop_null() if column.null_count else column)
+        for checked in checked_blocks(read_ahead(typing.reader.blocks()), typing.check, typing.policy):
+            typing.add(checked)
             key_hashes.add(checked)
-        kinds = [layout.forced.get(column) or profiles[index].kind(column)
-                 for index, column in enumerate(layout.columns)]
-        for index, profile in profiles.items():
-            if profile.sub_microseconds is not None and kinds[index] == "string":
-                logger.info("Column %r of %s is text: %s has digits beyond microseconds, which a timestamp cannot "
-                            "hold (force the column to date-time with column_types to cut them).",
-                            layout.columns[index], options.label, shown(profile.sub_microseconds))
-        plan = FilePlan(layout.headers, layout.columns, kinds, layout.keys, layout.forced)
+        plan = typing.plan(logger)
         if key_positions:
-            _refuse_duplicate_keys(options, check, plan, key_hashes)
+            refuse_duplicate_keys(options, typing.check, plan, key_hashes)
     return plan
 
 
-def _refuse_duplicate_keys(options: FileOptions, check: RowCheck, plan: FilePlan, key_hashes: KeyHashes) -> None:
+def kinds_of(options: FileOptions, layout: Layout, profiles: dict[int, ColumnProfile], logger: logging.Logger) -> list[str]:
+    """Each column's kind: forced, or from its profile (by position)."""
+    kinds = [layout.forced.get(column) or profiles[index].kind(column) for index, column in enumerate(layout.columns)]
+    for index, profile in profiles.items():
+        if profile.sub_microseconds is not None and kinds[index] == "string":
+            log_sub_microseconds(logger, options.label, layout.columns[index], profile.sub_microseconds)
+    return kinds
+
+
+def log_sub_microseconds(logger: logging.Logger, label: str, column: str, value: str) -> None:
+    logger.info("Column %r of %s is text: %s has digits beyond microseconds, which a timestamp cannot hold (force "
+                "the column to date-time with column_types to cut them).", column, label, shown(value))
+
+
+def refuse_duplicate_keys(options: FileOptions, check: RowCheck, plan: FilePlan, key_hashes: KeyHashes) -> None:
+    """Fail naming a key that repeats, two of its lines and the fix; `key_hashes` hold every row's key."""
     positions = [plan.columns.index(key) for key in plan.keys]
     found = find_duplicate(lambda: read_checked(options, plan.columns, check), positions,
                            [plan.kinds[position] for position in positions], key_hashes)

@@ -143,34 +143,54 @@ class CsvReader:
 
     def _parse(self, found: Scan, width: int) -> Block | None:
         """The buffer's records as string columns, or None when pyarrow refuses them."""
-        lines = found.row_lines + self._line
-        if not len(lines):
-            return Block([pa.array([], pa.string()) for _ in range(width)], lines, [])
-        names = [f"c{index}" for index in range(width)]
-        data = memoryview(self._buffer)[:found.cut]
-        newline = self._eof and self._buffer[-1:] not in (b"\n", b"\r")
-        try:
-            table = pa_csv.read_csv(
-                pa.BufferReader(_arrow_owned(data, newline)),
-                # One thread: measured at 10M rows, as fast (the first pass reads ahead in its own
-                # thread; in the sync the loader and the server want the other core), 10 % less CPU
-                # and 30 MB less memory; and no thread pool (whose chunk tasks failed once in a
-                # few thousand blocks under load: "a chunk failed converting for an unknown reason").
-                read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
-                parse_options=pa_csv.ParseOptions(
-                    delimiter=self.dialect.delimiter, quote_char=self.dialect.quotechar, double_quote=True,
-                    escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
-                # ASCII is valid UTF-8: pyarrow's own check (12 % of its time) only for other bytes.
-                convert_options=pa_csv.ConvertOptions(
-                    check_utf8=not self._buffer.isascii(), column_types=dict.fromkeys(names, pa.string()),
-                    null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False),
-            )
-        except pa.ArrowInvalid:
-            return None  # a wrong field count or bytes that are not UTF-8: the exact reader names the row
-        if table.num_rows != len(lines):
-            return None
-        columns = [table.column(index).combine_chunks() for index in range(width)]
-        return _without_empty_rows(Block(columns, lines, []))
+        return parse_records(self._buffer, found, self.dialect, width, first_line=self._line, eof=self._eof)
+
+
+def parse_records(buffer: bytes, found: Scan, dialect: Dialect, width: int, *, first_line: int,
+                  eof: bool) -> Block | None:
+    """The records `found` in `buffer` as string columns (pyarrow's parser), or None when pyarrow
+    refuses them or counts them otherwise than the scan; `first_line` is the buffer's first line."""
+    lines = found.row_lines + first_line
+    if not len(lines):
+        return Block([pa.array([], pa.string()) for _ in range(width)], lines, [])
+    names = [f"c{index}" for index in range(width)]
+    data = memoryview(buffer)[:found.cut]
+    newline = eof and buffer[-1:] not in (b"\n", b"\r")
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(_arrow_owned(data, newline)),
+            # One thread: measured at 10M rows, as fast (the first pass reads ahead in its own
+            # thread; in the sync the loader and the server want the other core), 10 % less CPU
+            # and 30 MB less memory; and no thread pool (whose chunk tasks failed once in a
+            # few thousand blocks under load: "a chunk failed converting for an unknown reason").
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=dialect.delimiter, quote_char=dialect.quotechar, double_quote=True,
+                escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
+            # ASCII is valid UTF-8: pyarrow's own check (12 % of its time) only for other bytes.
+            convert_options=pa_csv.ConvertOptions(
+                check_utf8=not buffer.isascii(), column_types=dict.fromkeys(names, pa.string()),
+                null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid:
+        return None  # a wrong field count or bytes that are not UTF-8: the exact reader names the row
+    if table.num_rows != len(lines):
+        return None
+    columns = [table.column(index).combine_chunks() for index in range(width)]
+    return _without_empty_rows(Block(columns, lines, []))
+
+
+def parse_span(buffer: bytes, dialect: Dialect, width: int, *, final: bool) -> Block | None:
+    """The whole records of bytes read from within a file, the first one starting at byte 0, when
+    the fast reader can vouch for every one of them (plain quoting, `width` fields each); else
+    None. A span that starts inside a quoted field breaks the quoting or the field counts.
+    `final`: the span runs to the end of the file. Line numbers count from the span's start."""
+    if not dialect.fast:
+        return None
+    found = scan(buffer, ord(dialect.delimiter), ord(dialect.quotechar), final=final)
+    if found is None or not found.strict:
+        return None
+    return parse_records(buffer, found, dialect, width, first_line=1, eof=final)
 
 
 def _arrow_owned(data: memoryview, newline: bool) -> pa.Buffer:

@@ -49,6 +49,35 @@ def is_utf8(encoding: str) -> bool:
     return codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
 
 
+def spans_lines(encoding: str) -> bool:
+    """Whether a line end can be found from any byte of the file: UTF-8 (no byte of a multi-byte
+    character is a line end) and single-byte encodings (latin-1, cp1252, ...); not UTF-16 or
+    other multi-byte encodings, whose bytes at an arbitrary offset may be half a character."""
+    if is_utf8(encoding):
+        return True
+    try:
+        every_byte = bytes(range(256)).decode(encoding, errors="replace")
+    except LookupError:
+        return False
+    return len(every_byte) == 256 and "\n\r".encode(encoding, errors="replace") == b"\n\r"
+
+
+def read_span(path: pathlib.Path, encoding: str, offset: int, size: int) -> bytes:
+    """About `size` bytes of the file from its first line start after `offset`, as UTF-8 with NULs
+    removed (as `Utf8Source` gives them); empty when no line starts there. For a sample: where
+    the span starts inside a quoted field, the reader refuses it (`reader.parse_span`)."""
+    with path.open("rb") as handle:
+        handle.seek(max(offset - 1, 0))  # from the byte before: a line end there starts a line at `offset`
+        raw = handle.read(size + (offset > 0))
+    if offset > 0:
+        end = _LINE_END.search(raw)
+        raw = raw[end.end():] if end is not None else b""
+    if not is_utf8(encoding):
+        register_escape()
+        raw = raw.decode(encoding, errors=ESCAPE).encode("utf-8", "surrogatepass")
+    return raw.replace(b"\x00", b"") if b"\x00" in raw else raw
+
+
 @dataclasses.dataclass
 class SkippedLines:
     """Drops the first `wanted` physical lines of a stream of chunks (LF, CRLF or a lone CR ends one).
@@ -97,6 +126,8 @@ class Utf8Source:
     skip_lines: int = 0
     nuls_removed: int = 0
     lines_skipped: int = 0
+    bytes_read: int = 0  # of the file, so far
+
 
     def chunks(self) -> t.Iterator[bytes]:
         register_escape()
@@ -108,6 +139,7 @@ class Utf8Source:
             while True:
                 raw = handle.read(max(self.chunk_bytes, len(codecs.BOM_UTF8)) if at_start else self.chunk_bytes)
                 final = not raw
+                self.bytes_read += len(raw)
                 if at_start and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]
                 at_start = False

@@ -41,6 +41,11 @@ NULL_VALUES_DESCRIPTION = ("Values read as null, in any case, quoted or not (e.g
 DUPLICATE_HEADERS = ["rename", "fail"]
 DUPLICATE_HEADERS_DESCRIPTION = ("Headers that normalize to a name already taken (ID and id): rename: the later "
                                  "ones get _2, _3, ...; fail: stop with an error naming both headers")
+SAMPLE_BYTES_DESCRIPTION = ("A file larger than this is typed by discovery from a sample of about this many bytes (its "
+                            "start, its end and spans between) and its rows are sent at once; a later value that "
+                            "does not fit widens its column during the sync, exactly (or the stream is sent again). "
+                            "Smaller files, and every file with 0 or without emit_activate_version_messages, are "
+                            "typed from every value before their first row is sent")
 SKIP_LINES_DESCRIPTION = ("Physical lines to pass over before the header (title lines of a report), blank ones "
                           "included; line numbers in messages stay the file's own")
 
@@ -75,6 +80,8 @@ class TapWiseRockCsv(Tap):
                                 "always fails"),
         th.Property("add_metadata_columns", th.BooleanType, default=False, title="Add metadata columns",
                     description="Add _sdc_source_file and _sdc_source_lineno to every record"),
+        th.Property("sample_bytes", th.IntegerType(minimum=0), default=32 * 2**20, title="Typing sample bytes",
+                    description=SAMPLE_BYTES_DESCRIPTION),
         th.Property("cache_dir", th.StringType, title="Plan cache folder",
                     description="Where each file's typing plan is kept between runs, so that an unchanged file "
                                 "is not read twice per run; default: the user's cache folder; empty: no cache"),
@@ -124,7 +131,11 @@ class TapWiseRockCsv(Tap):
         setting = self.config.get("cache_dir")
         folder = pathlib.Path(platformdirs.user_cache_dir(self.name)) / "plans" if setting is None else \
             pathlib.Path(setting) if setting else None
-        return Planner(PlanCache(folder, self.logger), self.logger, self.input_catalog)
+        # A file typed from a sample may have to be sent again (streams.py): only a stream with a
+        # version (ACTIVATE_VERSION) can be, so that a target tells the two sendings apart.
+        versioned = bool(self.config.get("emit_activate_version_messages"))
+        return Planner(PlanCache(folder, self.logger), self.logger, self.input_catalog,
+                       sample_bytes=int(self.config["sample_bytes"]) if versioned else 0)
 
     def csv_files(self) -> list[tuple[pathlib.Path, dict]]:
         """The folder's CSV files with their `files` entry: those named there first, in that order, then by name."""

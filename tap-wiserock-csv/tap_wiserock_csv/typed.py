@@ -77,7 +77,8 @@ class Converter:
     metadata: bool
     sub_microseconds_cut: dict[str, int] = dataclasses.field(default_factory=dict)  # forced date-time columns
 
-    def convert(self, block: CheckedBlock) -> TypedBlock:
+    def convert(self, block: CheckedBlock, converted: t.Mapping[int, pa.Array] | None = None) -> TypedBlock:
+        """`converted`: columns already converted to their kind, by position."""
         arrays = []
         texts: dict[int, pa.Array] = {}
         for position in self.selected:
@@ -87,6 +88,9 @@ class Converter:
                 self.sub_microseconds_cut[column] += sub_microsecond_count(values)
             if kind == "date-time":
                 texts[len(arrays)] = values
+            if converted and position in converted:
+                arrays.append(converted[position])
+                continue
             try:
                 arrays.append(to_arrow(kind, values))
             except pa.ArrowInvalid as exc:

@@ -39,7 +39,7 @@ def small_memory(monkeypatch, tmp_path):
 def weak_hash(monkeypatch, modulus: int) -> None:
     """Hashes with `modulus` values only: most rows collide with many others."""
     text_hashes = keys.text_hashes
-    monkeypatch.setattr(keys, "text_hashes", lambda values: text_hashes(values) % modulus)
+    monkeypatch.setattr(keys, "text_hashes", lambda values, *rest: text_hashes(values, *rest) % modulus)
 
 
 def plan(path: pathlib.Path, key: tuple[str, ...] | None = None) -> list[str]:

@@ -55,6 +55,9 @@ class ConnectionSettings:
             # UTC for the session: date-times without an offset are read as the UTC the taps emit.
             # Set after connecting, so that neither the server's default nor PGTZ can win over it.
             connection.execute("set time zone 'UTC'")
+            # Dates print as YYYY-MM-DD, the only way a tap writes them: a date column a later
+            # SCHEMA turns into text keeps each value as written (the order of input fields stays).
+            connection.execute("set datestyle to 'ISO'")
             connection.commit()
         except psycopg.Error as exc:
             raise LoadError(f"database at {self.label}: connection failed: {shorten_quoted(str(exc))}") from None

@@ -88,9 +88,7 @@ class LoadRun:
             return
         logger.info("%s: the SCHEMA changed during the run; the rows loaded so far follow it", table)
         feeder.flush(load)
-        tables.change_loading_table(connection, load.relation, load.columns, columns, load.keys, keys)
-        load.set_columns(columns, column_of)
-        load.keys = keys
+        load.follow(columns, column_of, keys)
 
     def _table_of(self, stream: str) -> str:
         """The stream's table; two streams whose names shorten to the same table are refused."""
@@ -126,7 +124,31 @@ class LoadRun:
             raise RecordBeforeSchemaError(f"stream {shorten(stream)!r}: {what} before its SCHEMA (unknown stream)")
         return load
 
-    def load_batch(self, stream: t.Any, encoding: t.Any, manifest: t.Any) -> None:
+    def take_version(self, load: StreamLoad, version: t.Any) -> None:
+        """The version a RECORD or BATCH message gives its rows. Another version than the rows' so
+        far means the tap sends the stream again from its start (a full-table stream's next
+        version): the rows received before are dropped, and the stream counts from the new ones."""
+        if version is None or version == load.version:
+            return
+        if load.version is None:
+            load.version = version
+            return
+        connection, feeder = self._connect()
+        feeder.drop(load)
+        connection.execute(sql.SQL("truncate {}").format(load.relation))  # created in this transaction
+        logger.info("%s: the tap sends stream %r again, as version %s: the %s of version %s received before are "
+                    "dropped", load.table, load.stream, shorten(version), _plural(load.rows, "row"), shorten(load.version))
+        load.restart(version)
+
+    def activate(self, stream: t.Any, version: t.Any) -> None:
+        """ACTIVATE_VERSION: the stream is complete, when it names the version of its rows."""
+        load = self.load_of(stream, "ACTIVATE_VERSION")
+        if version is not None and load.version is not None and version != load.version:
+            raise LoadError(f"stream {shorten(stream)!r}: ACTIVATE_VERSION names version {shorten(version)}, but the "
+                            f"stream's rows are version {shorten(load.version)}; nothing was changed")
+        load.activate()
+
+    def load_batch(self, stream: t.Any, encoding: t.Any, manifest: t.Any, version: t.Any = None) -> None:
         """A BATCH message: each file COPYed, then deleted when it is the loader's own (inside
         `batch_roots`). The loader's own files it names are deleted on failure too; a file
         outside `batch_roots` fails the run before any file of the message is read."""
@@ -143,6 +165,7 @@ class LoadRun:
         load = self.load_of(stream, "BATCH")
         if problem:
             raise problem
+        self.take_version(load, version)
         _, feeder = self._connect()
         load.batches += 1
         for file in files:
@@ -187,6 +210,7 @@ class LoadRun:
         connection, feeder = self._connect()
         for load in self.loads.values():
             feeder.flush(load)
+            load.apply_schema(connection)
         results: dict[str, tuple[StreamLoad, tables.MergeResult, float]] = {}
         for load in sorted(self.loads.values(), key=lambda load: load.table):
             self._merging = load.table

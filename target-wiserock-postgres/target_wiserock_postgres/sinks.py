@@ -21,6 +21,7 @@ import msgspec
 from psycopg import sql
 from psycopg.copy import LibpqWriter
 
+from target_wiserock_postgres import tables
 from target_wiserock_postgres.connector import CopyTarget
 from target_wiserock_postgres.types import ColumnType, Kind
 
@@ -52,7 +53,8 @@ def record_message_decoder(properties: t.Sequence[str]) -> msgspec.json.Decoder 
         row = msgspec.defstruct("Row", [(field, t.Any, None) for field in fields], rename=fields)
     except ValueError:  # "Renamed field names must not contain '\\', '"', or control characters"
         return None
-    message = msgspec.defstruct("RecordMessage", [("type", str), ("stream", t.Any), ("record", row)])
+    message = msgspec.defstruct("RecordMessage", [("type", str), ("stream", t.Any), ("record", row),
+                                                  ("version", t.Any, None)])
     return msgspec.json.Decoder(message, float_hook=decimal.Decimal)
 
 
@@ -80,6 +82,9 @@ class StreamLoad:
         self.batches = 0
         self.nul_removed = 0
         self.activated_at: tuple[int, int] | None = None  # (rows, batches) when ACTIVATE_VERSION came
+        self.version: t.Any = None  # the version RECORD and BATCH messages gave the rows (None: none given)
+        # A SCHEMA change not applied to the relation yet: its columns and key before the change.
+        self._relation_was: tuple[dict[str, ColumnType], list[str]] | None = None
         self.started = time.monotonic()
         self._last_progress = self.started
         self.buffer: list[list[t.Any]] = []
@@ -98,6 +103,33 @@ class StreamLoad:
         self._union_positions = tuple(i for i, kind in enumerate(kinds) if kind is Kind.TEXT_UNION)
         self._converts = bool(self._json_positions or self._union_positions)
         self.record_decoder = record_message_decoder(self.properties)
+
+    def follow(self, columns: dict[str, ColumnType], column_of: dict[str, str], keys: list[str]) -> None:
+        """A later SCHEMA message's columns and key. The relation follows them when the next rows
+        are copied, or at the end (`apply_schema`): rows dropped first (a new version) are not
+        converted in vain."""
+        if self._relation_was is None:
+            self._relation_was = (dict(self.columns), list(self.keys))
+        self.set_columns(columns, column_of)
+        self.keys = keys
+
+    def apply_schema(self, connection: psycopg.Connection) -> None:
+        """The relation's columns and key as the last SCHEMA message gave them; no COPY may run."""
+        if self._relation_was is not None:
+            columns, keys = self._relation_was
+            started = time.monotonic()
+            tables.change_loading_table(connection, self.relation, columns, self.columns, keys, self.keys)
+            self._relation_was = None
+            if self.rows:
+                logger.info("%s: the %s rows loaded so far follow the SCHEMA change in %.1f s", self.table,
+                            f"{self.rows:,}", time.monotonic() - started)
+
+    def restart(self, version: t.Any) -> None:
+        """The stream is sent again as `version`: counted from its first row (the relation was emptied)."""
+        self.version = version
+        self.rows = self.batches = self.nul_removed = 0
+        self.activated_at = None
+        self.buffer.clear()
 
     @property
     def complete(self) -> bool:
@@ -236,6 +268,7 @@ class CopyFeeder:
         """End the live COPY and start one into `load`'s relation; its line 1 is row `first_row`
         of the stream, or of the batch file `source`."""
         self.end()
+        load.apply_schema(self._connection)
         columns = tuple(columns or load.names)
         self.copying = CopyTarget(load.table, load.relation_name, columns, first_row=first_row, source=source)
         cursor = self._connection.cursor()
@@ -279,6 +312,11 @@ class CopyFeeder:
             stack, self._stack = self._stack, None
             self._writer.abandon()
             stack.__exit__(CopyAbandonedError, CopyAbandonedError(), None)
+
+    def drop(self, load: StreamLoad) -> None:
+        """`load`'s rows not sent yet are dropped; no COPY is running after."""
+        load.buffer.clear()
+        self.end()
 
     def flush(self, load: StreamLoad) -> None:
         """Everything `load` holds is in its relation, and no COPY is running."""

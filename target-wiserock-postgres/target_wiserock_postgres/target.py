@@ -139,7 +139,7 @@ class TargetWiseRockPostgres(Target):
             message = load.record_decoder.decode(line)
         except msgspec.DecodeError:
             return False
-        if message.type != "RECORD" or message.stream != load.stream:
+        if message.type != "RECORD" or message.stream != load.stream or message.version != load.version:
             return False
         try:
             load.write_decoded(message.record)
@@ -151,6 +151,7 @@ class TargetWiseRockPostgres(Target):
     def _process_record_message(self, message_dict: dict) -> None:
         try:
             self._recent = load = self._loads[message_dict["stream"]]
+            self._run.take_version(load, message_dict.get("version"))
             load.write(message_dict["record"])
         except (KeyError, TypeError, AttributeError):
             self._fail(self._bad_record(message_dict))
@@ -172,12 +173,12 @@ class TargetWiseRockPostgres(Target):
 
     @override
     def _process_activate_version_message(self, message_dict: dict) -> None:
-        self._guarded(lambda: self._run.load_of(message_dict.get("stream"), "ACTIVATE_VERSION").activate())
+        self._guarded(self._run.activate, message_dict.get("stream"), message_dict.get("version"))
 
     @override
     def _process_batch_message(self, message_dict: dict) -> None:
         self._guarded(self._run.load_batch, message_dict.get("stream"), message_dict.get("encoding"),
-                      message_dict.get("manifest"))
+                      message_dict.get("manifest"), message_dict.get("version"))
 
     @override
     def _process_state_message(self, message_dict: dict) -> None:
