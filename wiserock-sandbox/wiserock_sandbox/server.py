@@ -50,9 +50,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_json(self, status: int, payload: t.Any, headers: dict[str, str] | None = None, *,
-                   encoded: str | None = None, content_type: str = "application/json") -> None:
+                   encoded: bytes | None = None, content_type: str = "application/json") -> None:
         self._count(status)
-        body = (json.dumps(payload, ensure_ascii=False) if encoded is None else encoded).encode()
+        body = json.dumps(payload, ensure_ascii=False).encode() if encoded is None else encoded
         self._send(status, body, f"{content_type}; charset=utf-8", headers)
 
     def _check_api_key(self) -> None:

@@ -40,6 +40,7 @@ _JWT_SECRET = b"wiserock-sandbox-jwt-secret"
 _RANGE_HEADER = re.compile(r"^(\d+)-(\d*)$")
 RequestAction = t.Callable[["Sandbox"], None]
 NOTE_KEYS = ("bigint", "uuid")  # the sample note table's key type
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps would build one per call (per row)
 
 
 @dataclasses.dataclass
@@ -105,11 +106,13 @@ class Sandbox:
         self._lock = threading.Lock()
         self._schemas = list(schemas) if schemas else None
         # By qualified name (schema.table): the definition, the rows in key order, their key index,
-        # and whether any row holds a Decimal (see holds_exact_numbers).
+        # and each row's JSON, rendered when stored so that every reader of the table meets the
+        # same server (by id of the stored row; None for a table whose rows hold Decimals, which
+        # `dumps` renders at each read). UTF-8 bytes: a str with one emoji takes 4 bytes a character.
         self._defs: dict[str, TableDef] = {}
         self._tables: dict[str, list[Row]] = {}
         self._index: dict[str, KeyIndex | None] = {}
-        self._exact: dict[str, bool] = {}
+        self._rendered: dict[str, dict[int, bytes] | None] = {}
         sample = tables is None
         if tables is None:
             generated = generate_tables(seed, users, notes, note_key=note_key)
@@ -128,7 +131,7 @@ class Sandbox:
             self._defs[definition.qualified] = definition
             self._tables[definition.qualified] = []
             self._index[definition.qualified] = None
-            self._exact[definition.qualified] = False
+            self._rendered[definition.qualified] = {}
         if definition.view_of is not None:
             rows = self._view_rows(definition)
         self.replace_rows(definition.name, rows, check=check, schema=definition.schema)
@@ -180,11 +183,13 @@ class Sandbox:
                            key=lambda pair: pair[0])
             complete = [row for _, row in keyed]
             index = KeyIndex(tuple(key), [sort_keys[0] for sort_keys, _ in keyed])
-        exact = holds_exact_numbers(definition, complete)
+        rendered = None
+        if not holds_exact_numbers(definition, complete):
+            rendered = {id(row): _ENCODER.encode(row).encode() for row in complete}
         with self._lock:
             self._tables[definition.qualified] = complete
             self._index[definition.qualified] = index
-            self._exact[definition.qualified] = exact
+            self._rendered[definition.qualified] = rendered  # its rows are alive while it is: ids are not reused
             views = [view for view in self._defs.values() if view.view_of == table and view.schema == schema]
         for view in views:  # a view shows the rows as they are now
             self.replace_rows(view.name, self._view_rows(view), schema=schema)
@@ -205,7 +210,7 @@ class Sandbox:
     def drop_table(self, table: str, *, schema: str = "public") -> None:
         name = f"{schema}.{table}"
         with self._lock:
-            del self._tables[name], self._index[name], self._exact[name], self._defs[name]
+            del self._tables[name], self._index[name], self._rendered[name], self._defs[name]
 
     def add_column(self, table: str, column: Column, *, schema: str = "public") -> None:
         """ALTER TABLE ... ADD COLUMN: every row gets it, null."""
@@ -347,8 +352,8 @@ class Sandbox:
 
     def read(self, table: str, params: list[tuple[str, str]], range_header: str | None,
              prefer: str | None, role: str = "authenticated", profile: str | None = None,
-             ) -> tuple[int, str, dict[str, str]]:
-        """A GET of a table as `role`, in the schema `profile` picks: the status, the JSON body and headers."""
+             ) -> tuple[int, bytes, dict[str, str]]:
+        """A GET of a table as `role`, in the schema `profile` picks: the status, the JSON body (UTF-8) and headers."""
         schema = self.pick_schema(profile)
         name = f"{schema}.{table}"
         with self._lock:
@@ -358,7 +363,8 @@ class Sandbox:
                 raise postgrest_error(
                     404, "PGRST205", f"Could not find the table '{name}' in the schema cache",
                     hint=f"Perhaps you meant the table '{schema}.{close[0]}'" if close else None)
-            definition, rows, index, exact = self._defs[name], self._tables[name], self._index[name], self._exact[name]
+            definition, rows, index = self._defs[name], self._tables[name], self._index[name]
+            rendered = self._rendered[name]
         if definition.rls_without_policy and role != "service_role":
             rows, index = [], None  # RLS: no policy, no rows, no error
         query = Query.parse(definition, params)
@@ -389,8 +395,12 @@ class Sandbox:
         shown_total = "*" if total is None else str(total)
         content_range = (f"{lower}-{lower + len(page) - 1}/{shown_total}" if page and total != 0
                          else f"*/{shown_total}")
-        page = query.project(page)
-        body = dumps(page) if exact else json.dumps(page, ensure_ascii=False)
+        if rendered is None:
+            body = dumps(query.project(page)).encode()
+        elif query.select is None:  # the stored rows themselves, each rendered once: as json.dumps renders the list
+            body = b"[" + b", ".join([rendered[id(row)] for row in page]) + b"]"
+        else:
+            body = json.dumps(query.project(page), ensure_ascii=False).encode()
         return status, body, {"Content-Range": content_range, **self.profile_headers(schema)}
 
 
