@@ -7,11 +7,12 @@ PLUGINS_STAMP := .meltano/.installed
 ORCH_VENV := orchestrate/.venv
 ORCH_STAMP := $(ORCH_VENV)/.installed
 
-.PHONY: run test bench bench-large install orchestrate orchestrate-worker install-orchestrate stop-db clean help
+.PHONY: run test bench bench-api bench-large install orchestrate orchestrate-worker install-orchestrate stop-db clean help
 help:
 	@echo "make run    install what is missing, then load both sources into PostgreSQL"
 	@echo "make test   install what is missing, then run every test"
 	@echo "make bench  measure load speed and memory (writes bench/results.md)"
+	@echo "make bench-api  the API part of make bench alone, without the CSV part (writes bench/results-api.md)"
 	@echo "make bench-large  the CSV path at 10M rows against COPY, memory at 1M and 10M (writes bench/results-large.md)"
 	@echo "make orchestrate  Dagster's web UI and daemon: the schedules of meltano.yml run by themselves"
 	@echo "make orchestrate-worker  one Celery worker for Dagster's steps (with DAGSTER_CELERY_BROKER_URL)"
@@ -74,6 +75,10 @@ $(BENCH_STAMP): bench/requirements.txt
 
 bench: install $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# The API part alone (BENCH_NOTES notes, 300,000 by default), without the CSV part.
+bench-api: install $(BENCH_STAMP)
+	$(BIN)/python -m bench api
 
 # No peers here: the project's own paths at scale (about 10 minutes, 3 GB of temporary files).
 bench-large: install

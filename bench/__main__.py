@@ -4,10 +4,12 @@ CSV: psycopg COPY of the 1,000,000-row file into an empty typed table (the media
 runs) is the ceiling; the project's loader alone (parquet BATCH files and the RECORD stream,
 first and second run), the CSV tap alone writing parquet batch files, `meltano run
 tap-wiserock-csv` with the project's loader and with the stock loader, pandas, dlt and sling
-are compared with it. API: a plain HTTP client paging through the sandbox with keyset paging is
-the ceiling, with and without 50 ms of latency per request; `meltano run tap-wiserock-api` with
-each loader is compared with it. Peak RSS of the tap and the loader is sampled at two sizes to
-show how memory grows. Nothing here asserts a speed.
+are compared with it. API (`python -m bench api` runs it alone, into bench/results-api.md): on the
+sandbox's note table keyed by bigint and by uuid (BENCH_NOTES rows, 300,000 by default), at 0
+and 100 ms per request, a plain HTTP client paging by key is the baseline; `meltano run
+tap-wiserock-api target-postgres` with the service key and with the anon key and a login, and
+dlt's rest_api source, are compared with it. Peak RSS of the taps and loaders is sampled at two
+sizes to show how memory grows. Nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -26,15 +28,44 @@ from elt.settings import PROJECT_DIR
 OUT = PROJECT_DIR / "bench" / "out"
 RESULTS = PROJECT_DIR / "bench" / "results.md"
 CSV_ROWS = int(os.environ.get("BENCH_CSV_ROWS", "1000000"))
-NOTES = int(os.environ.get("BENCH_NOTES", "100000"))
+RESULTS_API = PROJECT_DIR / "bench" / "results-api.md"
+NOTES = int(os.environ.get("BENCH_NOTES", "300000"))
 SMALL_SHARE = 10  # the smaller run of each path, to show memory growth
+SECTIONS = ("api",)  # what `python -m bench <section>` may run alone
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    sections = sys.argv[1:] if argv is None else argv
+    if sections and (len(sections) > 1 or sections[0] not in SECTIONS):
+        raise SystemExit(f"bench: unknown section {' '.join(sections)!r}; `python -m bench` runs everything, "
+                         f"`python -m bench api` the API part alone")
     embedded_dir = OUT / "embedded"
     embedded_dir.mkdir(parents=True, exist_ok=True)
     server = scratch_server_env(dict(os.environ), embedded_dir)
     env = {**os.environ, **server, "DB_SCHEMA": csv_paths.SCHEMA}
+    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, server {server.get('DB_HOST', 'embedded')}"
+    header = f"Measured {time.strftime('%Y-%m-%d')} on {machine}.\n\n"
+    if sections == ["api"]:
+        text, results = header + api_section(env), RESULTS_API
+    else:
+        text, results = header + csv_section(env) + "\n" + api_section(env), RESULTS
+    csv_paths.reset_schema(env)
+    csv_paths.ensure_clean_batches()
+    stop_embedded(embedded_dir)
+    results.write_text(text)
+    print(text)
+    print(f"written to {results.relative_to(PROJECT_DIR)}")
+
+
+def api_section(env: dict[str, str]) -> str:
+    api = api_paths.api_results(env, NOTES, small=NOTES // SMALL_SHARE)
+    return (f"API, the sandbox with {api_paths.USERS:,} users and {NOTES:,} notes, pages capped at 1000 rows "
+            f"(seconds, rows/s, and the share of the plain client's rows/s in the same row):\n\n"
+            f"{api_paths.grid_table(api)}\n\nEach run, with peak RSS:\n\n"
+            f"{markdown_table(api.rows, share_header='share of the plain client')}\n")
+
+
+def csv_section(env: dict[str, str]) -> str:
     cache = OUT / "csv-plan-cache"
 
     small_rows = CSV_ROWS // SMALL_SHARE
@@ -51,21 +82,7 @@ def main() -> None:
     csv_paths.reset_schema(env)
     csv_rows.append(csv_paths.pandas_to_sql(env, big, CSV_ROWS, copy.rate))
     csv_rows += csv_paths.peer_rows(env, big, CSV_ROWS, copy.rate)
-
-    api_rows = api_paths.api_rows(env, NOTES // SMALL_SHARE, stock=True)
-    api_rows += api_paths.api_rows(env, NOTES, stock=True)
-    api_rows += api_paths.api_rows(env, NOTES, latency_ms=50)
-    csv_paths.reset_schema(env)
-    csv_paths.ensure_clean_batches()
-    stop_embedded(embedded_dir)
-
-    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, server {server.get('DB_HOST', 'embedded')}"
-    text = (f"Measured {time.strftime('%Y-%m-%d')} on {machine}.\n\n"
-            f"CSV, {CSV_ROWS:,}-row file (share of COPY's rows/s):\n\n{markdown_table(csv_rows)}\n\n"
-            f"API, the sandbox with {NOTES:,} notes (share of the plain client's rows/s):\n\n{markdown_table(api_rows)}\n")
-    RESULTS.write_text(text)
-    print(text)
-    print(f"written to {RESULTS.relative_to(PROJECT_DIR)}")
+    return f"CSV, {CSV_ROWS:,}-row file (share of COPY's rows/s):\n\n{markdown_table(csv_rows)}\n"
 
 
 if __name__ == "__main__":
