@@ -149,7 +149,8 @@ def test_the_sample_notes_keyed_by_uuid():
 def test_command_line_note_key(tmp_path):
     url_file = tmp_path / "url"
     process = subprocess.Popen([sys.executable, "-m", "wiserock_sandbox.cli", "--users", "5", "--notes", "30",
-                                "--note-key", "uuid", "--url-file", str(url_file)], stdout=subprocess.PIPE, text=True)
+                                "--note-key", "uuid", "--max-in-flight", "3", "--retry-after", "2",
+                                "--url-file", str(url_file)], stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while not url_file.exists():

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
+import time
 
 import pytest
 import requests
@@ -114,18 +116,27 @@ def test_explicit_exposed_schemas():
 
 
 def test_reads_past_max_in_flight_get_429_with_retry_after(start_sandbox):
-    server = start_sandbox(users=20, notes=5, latency=0.4, max_in_flight=2, retry_after=3)
+    """Two reads held in flight (each waits in the server until released); three more arrive meanwhile."""
+    release = threading.Event()
+    hold = {number: (lambda _sandbox: release.wait(10)) for number in (1, 2)}
+    server = start_sandbox(users=20, notes=5, max_in_flight=2, retry_after=3, on_request=hold)
     headers = {"apikey": SANDBOX_SERVICE_KEY, "Authorization": f"Bearer {SANDBOX_SERVICE_KEY}"}
 
-    def read(_: int) -> requests.Response:
+    def read() -> requests.Response:
         return requests.get(f"{server.url}/rest/v1/user?select=id&order=id.asc&limit=5", headers=headers, timeout=10)
 
-    with concurrent.futures.ThreadPoolExecutor(5) as pool:
-        answers = list(pool.map(read, range(5)))
-    refused = [answer for answer in answers if answer.status_code == 429]
-    assert sorted(answer.status_code for answer in answers) == [200, 200, 429, 429, 429]
-    assert all(answer.headers["Retry-After"] == "3" and answer.json() == {"message": "Too many requests"}
-               for answer in refused)
     stats = server.sandbox.stats
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        held = [pool.submit(read) for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while stats.reads_in_flight < 2:
+            assert time.monotonic() < deadline, "the two reads never arrived"
+            time.sleep(0.01)
+        refused = [read() for _ in range(3)]
+        release.set()
+        served = [future.result() for future in held]
+    assert [answer.status_code for answer in served] == [200, 200]
+    assert all(answer.status_code == 429 and answer.headers["Retry-After"] == "3"
+               and answer.json() == {"message": "Too many requests"} for answer in refused)
     assert stats.refused_in_flight == 3 and stats.max_reads_in_flight == 2 and stats.reads_in_flight == 0
-    assert read(0).status_code == 200  # once the others are answered
+    assert read().status_code == 200  # once the others are answered
