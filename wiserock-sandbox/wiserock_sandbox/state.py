@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import threading
 import time
@@ -18,18 +17,17 @@ import uuid
 from wiserock_sandbox import openapi
 from wiserock_sandbox.data import generate_tables
 from wiserock_sandbox.errors import ApiError, postgrest_error
-from wiserock_sandbox.query import KeyIndex, Query
+from wiserock_sandbox.page import answer, render_rows
 from wiserock_sandbox.schema import (
     SAMPLE_DEFINITIONS,
     Column,
     Row,
     TableDef,
-    dumps,
     fits,
-    holds_exact_numbers,
     load_definitions,
     sort_key,
 )
+from wiserock_sandbox.selection import KeyIndex
 
 SANDBOX_EMAIL = "analyst@wiserock.example"
 SANDBOX_PASSWORD = "sandbox-password"  # noqa: S105 - a local sandbox's fixed credential
@@ -37,10 +35,8 @@ SANDBOX_API_KEY = "sandbox-anon-key"  # the project's anon (publishable) key
 SANDBOX_SERVICE_KEY = "sandbox-service-role-key"  # its service-role (secret) key
 API_KEYS = frozenset({SANDBOX_API_KEY, SANDBOX_SERVICE_KEY})
 _JWT_SECRET = b"wiserock-sandbox-jwt-secret"
-_RANGE_HEADER = re.compile(r"^(\d+)-(\d*)$")
 RequestAction = t.Callable[["Sandbox"], None]
 NOTE_KEYS = ("bigint", "uuid")  # the sample note table's key type
-_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps would build one per call (per row)
 
 
 @dataclasses.dataclass
@@ -183,9 +179,7 @@ class Sandbox:
                            key=lambda pair: pair[0])
             complete = [row for _, row in keyed]
             index = KeyIndex(tuple(key), [sort_keys[0] for sort_keys, _ in keyed])
-        rendered = None
-        if not holds_exact_numbers(definition, complete):
-            rendered = {id(row): _ENCODER.encode(row).encode() for row in complete}
+        rendered = render_rows(definition, complete)
         with self._lock:
             self._tables[definition.qualified] = complete
             self._index[definition.qualified] = index
@@ -367,41 +361,9 @@ class Sandbox:
             rendered = self._rendered[name]
         if definition.rls_without_policy and role != "service_role":
             rows, index = [], None  # RLS: no policy, no rows, no error
-        query = Query.parse(definition, params)
-        selected = query.apply(definition, rows, index)
-        lower, upper = query.offset, (query.offset + query.limit - 1) if query.limit is not None else None
-        if range_header:
-            match = _RANGE_HEADER.match(range_header.strip())
-            if match:  # other forms (such as items=0-9) are ignored, as PostgREST does
-                first, last = int(match[1]), int(match[2]) if match[2] else None
-                if last is not None and last < first:
-                    raise postgrest_error(416, "PGRST103", "Requested range not satisfiable",
-                                          details="The lower boundary must be lower than or equal to the upper boundary")
-                lower = max(lower, first)
-                if last is not None:
-                    upper = last if upper is None else min(upper, last)
-        capped = lower + self.faults.max_rows - 1  # db-max-rows: silently intersected into every read
-        upper = capped if upper is None else min(upper, capped)
-        page = selected.window(lower, upper + 1)
-        total = selected.count() if _counts(prefer) else None
-        status = 200
-        if total is not None:
-            if lower > total:
-                raise postgrest_error(416, "PGRST103", "Requested range not satisfiable",
-                                      details=f"An offset of {lower} was requested, but there are only {total} rows.",
-                                      headers={"Content-Range": f"*/{total}"})
-            if len(page) < total:
-                status = 206
-        shown_total = "*" if total is None else str(total)
-        content_range = (f"{lower}-{lower + len(page) - 1}/{shown_total}" if page and total != 0
-                         else f"*/{shown_total}")
-        if rendered is None:
-            body = dumps(query.project(page)).encode()
-        elif query.select is None:  # the stored rows themselves, each rendered once: as json.dumps renders the list
-            body = b"[" + b", ".join([rendered[id(row)] for row in page]) + b"]"
-        else:
-            body = json.dumps(query.project(page), ensure_ascii=False).encode()
-        return status, body, {"Content-Range": content_range, **self.profile_headers(schema)}
+        status, body, headers = answer(definition, rows, index, rendered, params, range_header, prefer,
+                                       self.faults.max_rows)
+        return status, body, {**headers, **self.profile_headers(schema)}
 
 
 def _sample_definitions(note_key: str) -> list[TableDef]:
@@ -411,8 +373,3 @@ def _sample_definitions(note_key: str) -> list[TableDef]:
         dataclasses.replace(column, type=note_key) if column.primary_key else column for column in definition.columns))
         if definition.name == "note" else definition for definition in definitions]
 
-
-def _counts(prefer: str | None) -> bool:
-    """`Prefer: count=exact|planned|estimated`. The sandbox has no planner: every count is exact,
-    which is what PostgREST's `estimated` also gives for small results."""
-    return bool(prefer) and any(f"count={kind}" in prefer for kind in ("exact", "planned", "estimated"))
