@@ -59,10 +59,18 @@ def test_the_same_table_name_in_two_schemas(server):
     assert client.schema("public").table("x").select("id").order("id").execute().data == [{"id": 1}, {"id": 2}]
 
 
-def test_the_answer_names_its_schema_when_several_are_exposed(server):
-    answer = requests.get(f"{server.url}/rest/v1/daily", timeout=10, headers={
-        "apikey": SANDBOX_SERVICE_KEY, "Authorization": f"Bearer {SANDBOX_SERVICE_KEY}", "Accept-Profile": "analytics"})
-    assert answer.status_code == 200 and answer.headers["Content-Profile"] == "analytics"
+def test_the_answer_names_its_schema_when_negotiated(server, start_sandbox):
+    """Content-Profile when the request names a schema or several are exposed, not otherwise."""
+    service = {"apikey": SANDBOX_SERVICE_KEY, "Authorization": f"Bearer {SANDBOX_SERVICE_KEY}"}
+
+    def read(url: str, table: str, **headers: str) -> requests.Response:
+        return requests.get(f"{url}/rest/v1/{table}", timeout=10, headers={**service, **headers})
+
+    assert read(server.url, "daily", **{"Accept-Profile": "analytics"}).headers["Content-Profile"] == "analytics"
+    assert read(server.url, "x").headers["Content-Profile"] == "public"  # the default, among several
+    public_only = start_sandbox(tables=[(PUBLIC_X, [])])
+    assert "Content-Profile" not in read(public_only.url, "x").headers
+    assert read(public_only.url, "x", **{"Accept-Profile": "public"}).headers["Content-Profile"] == "public"
 
 
 def test_a_schema_not_exposed_is_refused_with_the_exposed_ones_listed(server):

@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
             profile = self.headers.get("Accept-Profile")
             description = sandbox.describe(self.headers.get("apikey") or "", host, profile)
-            self._send_json(200, description, sandbox.profile_headers(sandbox.pick_schema(profile)),
+            self._send_json(200, description, sandbox.profile_headers(profile),
                             content_type="application/openapi+json")
         except ApiError as error:
             self._send_json(error.status, error.body, error.headers)

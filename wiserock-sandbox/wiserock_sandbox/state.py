@@ -315,9 +315,12 @@ class Sandbox:
             raise postgrest_error(406, "PGRST106", f"The schema must be one of the following: {', '.join(exposed)}")
         return profile
 
-    def profile_headers(self, schema: str) -> dict[str, str]:
-        """PostgREST names the schema it answered from (Content-Profile) when it serves several."""
-        return {"Content-Profile": schema} if len(self.exposed_schemas()) > 1 else {}
+    def profile_headers(self, profile: str | None) -> dict[str, str]:
+        """PostgREST names the schema it answered from (Content-Profile) when the request named one
+        or several are exposed (`profileHeader` of its Response.hs: the schema was negotiated)."""
+        if profile is None and len(self.exposed_schemas()) == 1:
+            return {}
+        return {"Content-Profile": self.pick_schema(profile)}
 
     # -- PostgREST reads -------------------------------------------------------------
     def answered(self, status: int, *, read: bool, served: bool = True) -> None:
@@ -363,7 +366,7 @@ class Sandbox:
             rows, index = [], None  # RLS: no policy, no rows, no error
         status, body, headers = answer(definition, rows, index, rendered, params, range_header, prefer,
                                        self.faults.max_rows)
-        return status, body, {**headers, **self.profile_headers(schema)}
+        return status, body, {**headers, **self.profile_headers(profile)}
 
 
 def _sample_definitions(note_key: str) -> list[TableDef]:
