@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import typing as t
+import uuid
 
 Row = dict[str, t.Any]
 
@@ -87,10 +88,21 @@ def generate_users(seed: int, count: int) -> list[Row]:
     return rows
 
 
-def generate_notes(seed: int, count: int, user_ids: t.Sequence[int]) -> list[Row]:
+def _uuids(seed: int, count: int) -> list[str]:
+    """Version 4 uuids, as gen_random_uuid() makes them, but the same for the same seed."""
+    rng = random.Random(f"note-uuid-{seed}")
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(count)]
+
+
+def generate_notes(seed: int, count: int, user_ids: t.Sequence[int], key: str = "bigint") -> list[Row]:
+    """Notes keyed by increasing bigints with gaps, or (`key` "uuid") by random uuids; the other
+    columns are the same either way."""
     rng = random.Random(f"note-{seed}")
     rows = []
-    for index, note_id in enumerate(_ids(rng, count)):
+    ids: t.Sequence[int | str] = _ids(rng, count)
+    if key == "uuid":
+        ids = _uuids(seed, count)
+    for index, note_id in enumerate(ids):
         created, created_instant = _timestamp(rng)
         updated, _ = _timestamp(rng, after=created_instant)
         rows.append({
@@ -105,8 +117,8 @@ def generate_notes(seed: int, count: int, user_ids: t.Sequence[int]) -> list[Row
     return rows
 
 
-def generate_tables(seed: int, users: int, notes: int) -> dict[str, list[Row]]:
-    """The sandbox's tables, each sorted by id."""
+def generate_tables(seed: int, users: int, notes: int, *, note_key: str = "bigint") -> dict[str, list[Row]]:
+    """The sandbox's tables (the sandbox stores them in key order)."""
     user_rows = generate_users(seed, users)
-    note_rows = generate_notes(seed, notes, [row["id"] for row in user_rows]) if user_rows else []
+    note_rows = generate_notes(seed, notes, [row["id"] for row in user_rows], note_key) if user_rows else []
     return {"user": user_rows, "note": note_rows}

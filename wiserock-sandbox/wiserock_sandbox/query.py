@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 import typing as t
 
 from wiserock_sandbox.errors import postgrest_error
 from wiserock_sandbox.schema import operand_key, sort_key
 
 if t.TYPE_CHECKING:
-    from wiserock_sandbox.schema import Row, TableDef
+    from wiserock_sandbox.schema import Column, Row, TableDef
 
 OPERATORS: dict[str, t.Callable[[t.Any, t.Any], bool]] = {
     "eq": lambda a, b: a == b,
@@ -154,35 +155,32 @@ class Query:
     def columns(self) -> list[str]:
         return [*(self.select or []), *(c for c, _ in self.order), *(f.column for f in self.all_filters())]
 
-    def apply(self, table: TableDef, rows: list[Row], keys: list[t.Any] | None) -> list[Row]:
-        """The rows that match, in the asked order. `keys` (the sort keys of a single-column
-        integer primary key, in row order) lets bounds on that key be a bisect."""
-        filters = list(self.filters)
+    def apply(self, table: TableDef, rows: list[Row], index: KeyIndex | None) -> Selection:
+        """The rows that match, in the asked order. `index` (the sort keys of the primary key, in
+        row order, which is key order) turns bounds on the key's first column into a bisect, and
+        an order by the key (ascending or descending) into the stored order or its reverse."""
+        conditions: list[Filter | Tree] = [*self.filters, *self.trees]
+        tests = {id(item): _compile(table, item) for item in conditions}  # every operand is read even with no rows
         low, high = 0, len(rows)
-        if keys is not None:
-            key = table.primary_key[0]
-            for item in self.filters:
-                if item.column == key and item.operator != "neq":
-                    bound = operand_key(table.column(key), item.operand)
-                    if item.operator in {"gt", "gte", "eq"}:
-                        low = max(low, (bisect.bisect_right if item.operator == "gt" else bisect.bisect_left)(keys, bound))
-                    if item.operator in {"lt", "lte", "eq"}:
-                        high = min(high, (bisect.bisect_left if item.operator == "lt" else bisect.bisect_right)(keys, bound))
-                    filters.remove(item)
-        selected = rows[low:high]
-        conditions = [*filters, *self.trees]
-        if conditions:
-            selected = [row for row in selected if all(_matches(table, row, item) for item in conditions)]
+        if index is not None:
+            for item in list(conditions):
+                start, end, exact = _key_range(index, item, len(rows))
+                low, high = max(low, start), min(high, end)
+                if exact:
+                    conditions.remove(item)  # the bisect is the whole test
+        test = _all_of([tests[id(item)] for item in conditions])
+        direction = _stored_direction(self.order, index)
+        if direction is not None:
+            return Selection(rows, low, max(low, high), descending=direction, test=test)
+        selected = rows[low:high] if test is None else [row for row in rows[low:high] if test(row)]
         if not self.order:
             # PostgreSQL gives no order without ORDER BY: a client that forgets it must notice.
-            return sorted(selected, key=lambda row: hash(repr(row)))
-        if keys is not None and self.order == [(table.primary_key[0], False)]:
-            return selected  # stored in this order
+            selected = sorted(selected, key=lambda row: hash(repr(row)))
         for column, descending in reversed(self.order):
             definition = table.column(column)
             selected = sorted(selected, reverse=descending, key=lambda row, c=definition: (
                 row[c.name] is None, sort_key(c, row[c.name]) if row[c.name] is not None else 0))
-        return selected
+        return Selection(selected, 0, len(selected))
 
     def project(self, rows: list[Row]) -> list[Row]:
         if self.select is None:
@@ -190,12 +188,115 @@ class Query:
         return [{column: row[column] for column in self.select} for row in rows]
 
 
-def _matches(table: TableDef, row: Row, item: Filter | Tree) -> bool:
+@dataclasses.dataclass(frozen=True)
+class KeyIndex:
+    """The primary key's columns and, for every stored row (stored in key order), the sort key of
+    its first column: what a bisect needs."""
+
+    columns: tuple[Column, ...]
+    firsts: list[t.Any]
+
+
+class Selection:
+    """The rows a query selects, in its order: `rows[start:end]` (reversed when `descending`) that
+    pass `test`. Windows are cut without copying the rest, and a window of filtered rows stops
+    looking once it is full, so that a page of a large table costs about a page's work."""
+
+    def __init__(self, rows: list[Row], start: int, end: int, *, descending: bool = False,
+                 test: t.Callable[[Row], bool] | None = None) -> None:
+        self.rows, self.start, self.end, self.descending, self.test = rows, start, end, descending, test
+        self._count: int | None = None
+
+    def count(self) -> int:
+        if self._count is None:
+            span = self.end - self.start
+            self._count = span if self.test is None else sum(1 for row in self._ordered() if self.test(row))
+        return self._count
+
+    def window(self, lower: int, upper: int) -> list[Row]:
+        """The selected rows at positions lower..upper-1."""
+        if upper <= lower:
+            return []
+        if self.test is None:
+            if self.descending:
+                first, last = self.end - lower, max(self.end - upper, self.start)
+                return self.rows[last:first][::-1] if first > last else []
+            return self.rows[self.start + lower:min(self.start + upper, self.end)]
+        found: list[Row] = []
+        skip = lower
+        for row in self._ordered():
+            if self.test(row):
+                if skip:
+                    skip -= 1
+                    continue
+                found.append(row)
+                if len(found) == upper - lower:
+                    break
+        return found
+
+    def _ordered(self) -> t.Iterator[Row]:
+        if self.descending:
+            return (self.rows[position] for position in range(self.end - 1, self.start - 1, -1))
+        return itertools.islice(self.rows, self.start, self.end)
+
+
+def _stored_direction(order: list[tuple[str, bool]], index: KeyIndex | None) -> bool | None:
+    """Whether the stored (key) order is the asked order (False), its reverse (True), or neither (None):
+    an order by the key's columns, or a prefix of them, all one way (terms after the whole key
+    change nothing, the key being unique)."""
+    if index is None or not order:
+        return None
+    names = [column.name for column in index.columns]
+    shared = min(len(order), len(names))
+    directions = {descending for _, descending in order[:shared]}
+    if [name for name, _ in order[:shared]] != names[:shared] or len(directions) != 1:
+        return None
+    return directions.pop()
+
+
+def _key_range(index: KeyIndex, item: Filter | Tree, size: int) -> tuple[int, int, bool]:
+    """Positions [start, end) that hold every row `item` may match, found by bisecting on the key's
+    first column, and whether exactly those rows match it."""
     if isinstance(item, Tree):
-        results = (_matches(table, row, part) for part in item.items)
-        return any(results) if item.any_of else all(results)
-    value = row[item.column]
-    if value is None:
-        return False  # NULL compares to nothing
+        parts = [_key_range(index, part, size) for part in item.items]
+        if item.any_of:
+            found = [(start, end) for start, end, _ in parts if start < end]
+            if not found:
+                return 0, 0, True
+            return min(start for start, _ in found), max(end for _, end in found), len(parts) == 1 and parts[0][2]
+        return max(start for start, _, _ in parts), min(end for _, end, _ in parts), all(exact for *_, exact in parts)
+    first = index.columns[0]
+    if item.column != first.name or item.operator == "neq":
+        return 0, size, False
+    bound = operand_key(first, item.operand)
+    start, end = 0, size
+    if item.operator in {"gt", "gte", "eq"}:
+        start = (bisect.bisect_right if item.operator == "gt" else bisect.bisect_left)(index.firsts, bound)
+    if item.operator in {"lt", "lte", "eq"}:
+        end = (bisect.bisect_left if item.operator == "lt" else bisect.bisect_right)(index.firsts, bound)
+    return start, max(start, end), True
+
+
+def _all_of(tests: list[t.Callable[[Row], bool]]) -> t.Callable[[Row], bool] | None:
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda row: all(test(row) for test in tests)
+
+
+def _compile(table: TableDef, item: Filter | Tree) -> t.Callable[[Row], bool]:
+    """A test of one row, with the operand read as the column's type once, not once per row."""
+    if isinstance(item, Tree):
+        parts = [_compile(table, part) for part in item.items]
+        if item.any_of:
+            return lambda row: any(part(row) for part in parts)
+        return lambda row: all(part(row) for part in parts)
     column = table.column(item.column)
-    return OPERATORS[item.operator](sort_key(column, value), operand_key(column, item.operand))
+    operand, compare, name = operand_key(column, item.operand), OPERATORS[item.operator], column.name
+
+    def test(row: Row) -> bool:
+        value = row[name]
+        return value is not None and compare(sort_key(column, value), operand)  # NULL compares to nothing
+
+    return test

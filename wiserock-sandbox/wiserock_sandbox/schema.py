@@ -11,11 +11,13 @@ A definition file (JSON) lists tables the way PostgREST's schema cache knows the
                 {"name": "tagged_note", "view_of": "note", "columns": ["id", "author_id"],
                  "where": {"pinned": true}}]}
 
-A view (`view_of` a table listed before it) shows some of that table's columns, of the rows whose
-`where` columns hold those values, always as they are now; it is described as PostgREST describes
-views (section 1.5 of the wire reference): every column nullable, so no `required`; the table's
-primary key when all its columns pass through; a column passing a foreign key through keeps the
-table's `<fk/>` note, which names the table.
+A table may name its `schema` (`"schema": "analytics"`; `public` when absent): a read picks one
+with the `Accept-Profile` header (section 0 of the wire reference), so the same name may be a
+table in two schemas. A view (`view_of` a table of its schema listed before it) shows some of
+that table's columns, of the rows whose `where` columns hold those values, always as they are
+now; it is described as PostgREST describes views (section 1.5 of the wire reference): every
+column nullable, so no `required`; the table's primary key when all its columns pass through; a
+column passing a foreign key through keeps the table's `<fk/>` note, which names the table.
 
 Types are spelled as PostgREST's OpenAPI `format` spells them (`bigint`, `numeric`, `text`,
 `uuid`, `jsonb`, `text[]`, `timestamp with time zone`, ...). Values are stored as PostgREST
@@ -66,6 +68,12 @@ class TableDef:
     rls_without_policy: bool = False  # RLS on and no policy: anon and authenticated read no rows
     view_of: str | None = None  # a view: the table whose rows it shows
     view_where: tuple[tuple[str, t.Any], ...] = ()  # (column, value): the table's rows it shows
+    schema: str = "public"  # a view is in its table's schema
+
+    @property
+    def qualified(self) -> str:
+        """`schema.name`, as PostgREST's errors name a table."""
+        return f"{self.schema}.{self.name}"
 
     @property
     def names(self) -> list[str]:
@@ -92,30 +100,36 @@ class TableDef:
         keeps_key = bool(table.primary_key) and set(table.primary_key) <= set(columns)
         return cls(name, tuple(dataclasses.replace(column, nullable=True, primary_key=column.primary_key and keeps_key)
                                for column in passed),
-                   view_of=table.name, view_where=tuple((where or {}).items()))
+                   view_of=table.name, view_where=tuple((where or {}).items()), schema=table.schema)
 
     @classmethod
     def from_json(cls, spec: dict[str, t.Any], tables: t.Mapping[str, TableDef] | None = None) -> TableDef:
-        """A table, or a view (`view_of`) of one of `tables`."""
+        """A table, or a view (`view_of`) of one of `tables` (by qualified name) in its schema."""
+        schema = spec.get("schema", "public")
         if "view_of" in spec:
-            return cls.view(spec["name"], (tables or {})[spec["view_of"]], spec["columns"], spec.get("where"))
+            return cls.view(spec["name"], (tables or {})[f"{schema}.{spec['view_of']}"], spec["columns"], spec.get("where"))
         columns = tuple(Column(**column) for column in spec["columns"])
-        return cls(spec["name"], columns, bool(spec.get("rls_without_policy", False)))
+        return cls(spec["name"], columns, bool(spec.get("rls_without_policy", False)), schema=schema)
 
     def to_json(self) -> dict[str, t.Any]:
+        where = {"schema": self.schema} if self.schema != "public" else {}
         if self.view_of is not None:
-            return {"name": self.name, "view_of": self.view_of, "columns": self.names, "where": dict(self.view_where)}
-        return {"name": self.name, "columns": [dataclasses.asdict(column) for column in self.columns],
+            return {"name": self.name, **where, "view_of": self.view_of, "columns": self.names,
+                    "where": dict(self.view_where)}
+        return {"name": self.name, **where, "columns": [dataclasses.asdict(column) for column in self.columns],
                 "rls_without_policy": self.rls_without_policy}
 
 
 def load_definitions(path: pathlib.Path) -> list[tuple[TableDef, list[Row] | None]]:
     """Tables of a definition file, each with its rows (None when the file gives none, and for a view)."""
     document = json.loads(path.read_text(encoding="utf-8"), parse_float=decimal.Decimal)
+    found = []
     tables: dict[str, TableDef] = {}
     for spec in document["tables"]:
-        tables[spec["name"]] = TableDef.from_json(spec, tables)
-    return [(tables[spec["name"]], spec.get("rows")) for spec in document["tables"]]
+        table = TableDef.from_json(spec, tables)
+        tables[table.qualified] = table
+        found.append((table, spec.get("rows")))
+    return found
 
 
 # -- PostgreSQL semantics per type ---------------------------------------------------------
@@ -203,7 +217,19 @@ def dumps(value: t.Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def has_exact_numbers(table: TableDef) -> bool:
-    """Whether rows may hold Decimals (then `dumps` writes them; else the faster json.dumps)."""
-    return any(column.base_type in NUMBER_TYPES or column.base_type in JSON_TYPES or column.type.endswith("[]")
-               for column in table.columns)
+def holds_exact_numbers(table: TableDef, rows: t.Iterable[Row]) -> bool:
+    """Whether any of these rows holds a Decimal (then `dumps` writes them; else the C-fast json.dumps
+    writes the same text): only numeric, json and array columns can."""
+    names = [column.name for column in table.columns if column.base_type in NUMBER_TYPES
+             or column.base_type in JSON_TYPES or column.type.endswith("[]")]
+    return bool(names) and any(_holds_decimal(row[name]) for row in rows for name in names)
+
+
+def _holds_decimal(value: t.Any) -> bool:
+    if isinstance(value, decimal.Decimal):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_decimal(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_decimal(item) for item in value)
+    return False

@@ -35,6 +35,7 @@ _CLOUDFLARE_TITLES = {
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SandboxHTTPServer
+    _served = True  # False for a read refused on arrival (Faults.max_in_flight): it was never in flight
 
     def log_message(self, format: str, *args: t.Any) -> None:
         """Keep test and pipeline output clean: the sandbox does not log requests."""
@@ -115,11 +116,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not url.path.startswith("/rest/v1/"):
             self._send_json(404, {"message": "no Route matched with those values"})
             return
-        number = sandbox.arrive()
+        number, self._served = sandbox.arrive()
         if action := faults.on_request.get(number):
             action(sandbox)
         if faults.latency:
             time.sleep(faults.latency)
+        if not self._served:
+            # The gateway's answer when too many reads are in flight: JSON, not PostgREST's shape.
+            self._send_json(429, {"message": "Too many requests"}, {"Retry-After": str(faults.retry_after)})
+            return
         if faults.drop_every and number % faults.drop_every == 0:
             self._count(0)  # 0: no answer
             self.close_connection = True
@@ -136,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
             role = sandbox.check_access_token(self.headers.get("Authorization"))
             status, body, headers = sandbox.read(
                 url.path.removeprefix("/rest/v1/"), parse_qsl(url.query, keep_blank_values=True), self.headers.get("Range"),
-                self.headers.get("Prefer"), role)
+                self.headers.get("Prefer"), role, self.headers.get("Accept-Profile"))
             self._send_json(status, None, headers, encoded=body)
         except ApiError as error:
             self._send_json(error.status, error.body, error.headers)
@@ -151,15 +156,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_api_key()
             sandbox.check_access_token(self.headers.get("Authorization"))
             host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
-            description = sandbox.describe(self.headers.get("apikey") or "", host)
-            self._send_json(200, description, content_type="application/openapi+json")
+            profile = self.headers.get("Accept-Profile")
+            description = sandbox.describe(self.headers.get("apikey") or "", host, profile)
+            self._send_json(200, description, sandbox.profile_headers(sandbox.pick_schema(profile)),
+                            content_type="application/openapi+json")
         except ApiError as error:
             self._send_json(error.status, error.body, error.headers)
 
     def _count(self, status: int) -> None:
         path = urlsplit(self.path).path
         read = self.command == "GET" and path.startswith("/rest/v1/") and path.rstrip("/") != "/rest/v1"
-        self.server.sandbox.answered(status, read=read)
+        self.server.sandbox.answered(status, read=read, served=self._served)
 
     def _send_server_error(self, status: int, retry_after: int) -> None:
         """A gateway-style failure: HTML, not JSON, as Cloudflare and load balancers send."""

@@ -18,16 +18,15 @@ import uuid
 from wiserock_sandbox import openapi
 from wiserock_sandbox.data import generate_tables
 from wiserock_sandbox.errors import ApiError, postgrest_error
-from wiserock_sandbox.query import Query
+from wiserock_sandbox.query import KeyIndex, Query
 from wiserock_sandbox.schema import (
-    INTEGER_TYPES,
     SAMPLE_DEFINITIONS,
     Column,
     Row,
     TableDef,
     dumps,
     fits,
-    has_exact_numbers,
+    holds_exact_numbers,
     load_definitions,
     sort_key,
 )
@@ -40,6 +39,7 @@ API_KEYS = frozenset({SANDBOX_API_KEY, SANDBOX_SERVICE_KEY})
 _JWT_SECRET = b"wiserock-sandbox-jwt-secret"
 _RANGE_HEADER = re.compile(r"^(\d+)-(\d*)$")
 RequestAction = t.Callable[["Sandbox"], None]
+NOTE_KEYS = ("bigint", "uuid")  # the sample note table's key type
 
 
 @dataclasses.dataclass
@@ -56,6 +56,9 @@ class Faults:
     error_status: int = 503
     drop_every: int = 0  # close the connection without answering every Nth read
     latency: float = 0.0  # seconds slept before answering any request (a remote project's round trip)
+    # Reads served at once: one arriving while this many are being served gets 429 and Retry-After
+    # (`retry_after`), as from a hosted project's gateway; 0: no limit.
+    max_in_flight: int = 0
     # Run an action (delete rows, expire tokens, ...) just before serving read number N.
     on_request: dict[int, RequestAction] = dataclasses.field(default_factory=dict)
 
@@ -71,6 +74,7 @@ class Stats:
     read_arrivals: list[float] = dataclasses.field(default_factory=list)  # time.monotonic() as each read came in
     reads_in_flight: int = 0
     max_reads_in_flight: int = 0  # the most reads being served at once
+    refused_in_flight: int = 0  # reads answered 429 because `Faults.max_in_flight` were being served
     statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     issued_tokens: list[str] = dataclasses.field(default_factory=list)
 
@@ -87,55 +91,75 @@ class Sandbox:
     """The sandbox's state: tables, issued tokens, faults and counters."""
 
     def __init__(self, *, seed: int = 7, users: int = 2500, notes: int = 12000,
-                 faults: Faults | None = None, tables: t.Sequence[tuple[TableDef, list[Row] | None]] | None = None) -> None:
-        """The sample tables (`users` and `notes` rows from `seed`), or the given (definition, rows) pairs."""
+                 faults: Faults | None = None, tables: t.Sequence[tuple[TableDef, list[Row] | None]] | None = None,
+                 note_key: str = "bigint", schemas: t.Sequence[str] | None = None) -> None:
+        """The sample tables (`users` and `notes` rows from `seed`, the notes keyed by `note_key`:
+        bigint or uuid), or the given (definition, rows) pairs. `schemas`: the exposed schemas, the
+        first the default (PostgREST's db-schemas); by default `public`, then every other schema
+        a table names."""
+        if note_key not in NOTE_KEYS:
+            raise ValueError(f"note_key must be one of {', '.join(NOTE_KEYS)}, not {note_key!r}")
         self.faults = faults or Faults()
         self.stats = Stats()
         self.user_id = str(uuid.UUID(int=seed))
         self._lock = threading.Lock()
+        self._schemas = list(schemas) if schemas else None
+        # By qualified name (schema.table): the definition, the rows in key order, their key index,
+        # and whether any row holds a Decimal (see holds_exact_numbers).
         self._defs: dict[str, TableDef] = {}
         self._tables: dict[str, list[Row]] = {}
-        self._keys: dict[str, list[t.Any] | None] = {}
+        self._index: dict[str, KeyIndex | None] = {}
+        self._exact: dict[str, bool] = {}
         sample = tables is None
         if tables is None:
-            generated = generate_tables(seed, users, notes)
-            tables = [(definition, generated[definition.name]) for definition, _ in load_definitions(SAMPLE_DEFINITIONS)]
+            generated = generate_tables(seed, users, notes, note_key=note_key)
+            tables = [(definition, generated[definition.name]) for definition in _sample_definitions(note_key)]
         for definition, rows in tables:
             self.create_table(definition, rows or [], check=not sample)  # the generator's rows fit by construction
         self._refresh_tokens: dict[str, bool] = {}  # token -> already used
         self._revoked: set[str] = set()
 
     # -- tables and data, for tests and actions ------------------------------------------
+    # Every method that names a table takes its schema as `schema` (`public` unless said).
     def create_table(self, definition: TableDef, rows: t.Iterable[Row] = (), *, check: bool = True) -> None:
-        """Add (or replace) a table; `check` verifies that each value is one its column type can render.
-        A view (`TableDef.view`) takes no rows: it shows its table's."""
+        """Add (or replace) a table in its schema; `check` verifies that each value is one its column
+        type can render. A view (`TableDef.view`) takes no rows: it shows its table's."""
         with self._lock:
-            self._defs[definition.name] = definition
-            self._tables[definition.name] = []
-            self._keys[definition.name] = None
+            self._defs[definition.qualified] = definition
+            self._tables[definition.qualified] = []
+            self._index[definition.qualified] = None
+            self._exact[definition.qualified] = False
         if definition.view_of is not None:
             rows = self._view_rows(definition)
-        self.replace_rows(definition.name, rows, check=check)
+        self.replace_rows(definition.name, rows, check=check, schema=definition.schema)
 
     def _view_rows(self, view: TableDef) -> list[Row]:
-        return [{name: row[name] for name in view.names} for row in self.rows(t.cast("str", view.view_of))
+        return [{name: row[name] for name in view.names} for row in self.rows(t.cast("str", view.view_of), schema=view.schema)
                 if view.shows(row)]
 
-    def definition(self, table: str) -> TableDef:
+    def definition(self, table: str, *, schema: str = "public") -> TableDef:
         with self._lock:
-            return self._defs[table]
+            return self._defs[f"{schema}.{table}"]
 
-    def definitions(self) -> list[TableDef]:
+    def definitions(self, schema: str | None = None) -> list[TableDef]:
+        """The tables and views of one schema, or of all."""
         with self._lock:
-            return list(self._defs.values())
+            return [table for table in self._defs.values() if schema is None or table.schema == schema]
 
-    def rows(self, table: str) -> list[Row]:
+    def exposed_schemas(self) -> list[str]:
+        """The schemas reads may pick with Accept-Profile, the default first."""
+        if self._schemas:
+            return list(self._schemas)
+        found = dict.fromkeys(["public", *(table.schema for table in self.definitions())])
+        return list(found)
+
+    def rows(self, table: str, *, schema: str = "public") -> list[Row]:
         with self._lock:
-            return [dict(row) for row in self._tables[table]]
+            return [dict(row) for row in self._tables[f"{schema}.{table}"]]
 
-    def replace_rows(self, table: str, rows: t.Iterable[Row], *, check: bool = False) -> None:
+    def replace_rows(self, table: str, rows: t.Iterable[Row], *, check: bool = False, schema: str = "public") -> None:
         """Store rows in primary-key order; every column of the table is in every row (null when missing)."""
-        definition = self.definition(table)
+        definition = self.definition(table, schema=schema)
         names = definition.names
         complete = []
         for row in rows:
@@ -149,48 +173,57 @@ class Sandbox:
                         raise ValueError(f"table {table}, column {column.name} ({column.type}): {full[column.name]!r}")
             complete.append(full)
         key = [definition.column(name) for name in definition.primary_key]
+        index = None
         if key:
-            complete.sort(key=lambda row: tuple(sort_key(column, row[column.name]) for column in key))
-        fast = len(key) == 1 and key[0].base_type in INTEGER_TYPES
+            # Each row's sort key computed once: the order, and the bisects of every later read.
+            keyed = sorted(((tuple(sort_key(column, row[column.name]) for column in key), row) for row in complete),
+                           key=lambda pair: pair[0])
+            complete = [row for _, row in keyed]
+            index = KeyIndex(tuple(key), [sort_keys[0] for sort_keys, _ in keyed])
+        exact = holds_exact_numbers(definition, complete)
         with self._lock:
-            self._tables[table] = complete
-            self._keys[table] = [row[key[0].name] for row in complete] if fast else None
-            views = [view for view in self._defs.values() if view.view_of == table]
+            self._tables[definition.qualified] = complete
+            self._index[definition.qualified] = index
+            self._exact[definition.qualified] = exact
+            views = [view for view in self._defs.values() if view.view_of == table and view.schema == schema]
         for view in views:  # a view shows the rows as they are now
-            self.replace_rows(view.name, self._view_rows(view))
+            self.replace_rows(view.name, self._view_rows(view), schema=schema)
 
-    def _key_of(self, table: str, row: Row) -> t.Any:
-        names = self.definition(table).primary_key
+    def _key_of(self, definition: TableDef, row: Row) -> t.Any:
+        names = definition.primary_key
         return row[names[0]] if len(names) == 1 else tuple(row[name] for name in names)
 
-    def delete_rows(self, table: str, keys: t.Iterable[t.Any]) -> None:
+    def delete_rows(self, table: str, keys: t.Iterable[t.Any], *, schema: str = "public") -> None:
         """Delete rows by primary key (a value, or a tuple for a composite key)."""
-        doomed = set(keys)
-        self.replace_rows(table, [row for row in self.rows(table) if self._key_of(table, row) not in doomed])
+        doomed, definition = set(keys), self.definition(table, schema=schema)
+        self.replace_rows(table, [row for row in self.rows(table, schema=schema) if self._key_of(definition, row) not in doomed],
+                          schema=schema)
 
-    def insert_rows(self, table: str, rows: t.Iterable[Row]) -> None:
-        self.replace_rows(table, [*self.rows(table), *rows])
+    def insert_rows(self, table: str, rows: t.Iterable[Row], *, schema: str = "public") -> None:
+        self.replace_rows(table, [*self.rows(table, schema=schema), *rows], schema=schema)
 
-    def drop_table(self, table: str) -> None:
+    def drop_table(self, table: str, *, schema: str = "public") -> None:
+        name = f"{schema}.{table}"
         with self._lock:
-            del self._tables[table], self._keys[table], self._defs[table]
+            del self._tables[name], self._index[name], self._exact[name], self._defs[name]
 
-    def add_column(self, table: str, column: Column) -> None:
+    def add_column(self, table: str, column: Column, *, schema: str = "public") -> None:
         """ALTER TABLE ... ADD COLUMN: every row gets it, null."""
-        definition = self.definition(table)
-        self.create_table(dataclasses.replace(definition, columns=(*definition.columns, column)), self.rows(table),
-                          check=False)
+        definition = self.definition(table, schema=schema)
+        self.create_table(dataclasses.replace(definition, columns=(*definition.columns, column)),
+                          self.rows(table, schema=schema), check=False)
 
-    def drop_column(self, table: str, name: str) -> None:
-        definition = self.definition(table)
+    def drop_column(self, table: str, name: str, *, schema: str = "public") -> None:
+        definition = self.definition(table, schema=schema)
         kept = tuple(column for column in definition.columns if column.name != name)
-        rows = [{key: value for key, value in row.items() if key != name} for row in self.rows(table)]
+        rows = [{key: value for key, value in row.items() if key != name} for row in self.rows(table, schema=schema)]
         self.create_table(dataclasses.replace(definition, columns=kept), rows, check=False)
 
-    def set_rls_without_policy(self, table: str, on: bool = True) -> None:
+    def set_rls_without_policy(self, table: str, on: bool = True, *, schema: str = "public") -> None:
         """Row Level Security on with no policy: anon and authenticated users read no rows."""
         with self._lock:
-            self._defs[table] = dataclasses.replace(self._defs[table], rls_without_policy=on)
+            name = f"{schema}.{table}"
+            self._defs[name] = dataclasses.replace(self._defs[name], rls_without_policy=on)
 
     def expire_tokens(self) -> None:
         """Make every access token issued so far answer 401 "JWT expired"."""
@@ -262,46 +295,74 @@ class Sandbox:
             )
         return "authenticated"
 
-    def describe(self, api_key: str, host: str) -> dict[str, t.Any]:
-        """The OpenAPI root: with the service-role key the description, with the anon key 403,
-        as the platform answers since the root was restricted to secret keys."""
+    def describe(self, api_key: str, host: str, profile: str | None = None) -> dict[str, t.Any]:
+        """The OpenAPI root of the schema `profile` picks (Accept-Profile; the default schema when
+        None): with the service-role key the description, with the anon key 403, as the platform
+        answers since the root was restricted to secret keys."""
         if api_key != SANDBOX_SERVICE_KEY:
             raise postgrest_error(403, "42501", "permission denied for the OpenAPI description",
                                   hint="Only the service_role or a secret API key may read the schema description")
-        return openapi.describe(self.definitions(), host)
+        schema = self.pick_schema(profile)
+        return openapi.describe(self.definitions(schema), host, schema)
+
+    def pick_schema(self, profile: str | None) -> str:
+        """The schema a request's Accept-Profile names (the default one without it); PostgREST's
+        406 PGRST106 for one that is not exposed (v12/v13 wording; later versions say
+        "Invalid schema: <name>" with the list in the hint)."""
+        exposed = self.exposed_schemas()
+        if profile is None:
+            return exposed[0]
+        if profile not in exposed:
+            raise postgrest_error(406, "PGRST106", f"The schema must be one of the following: {', '.join(exposed)}")
+        return profile
+
+    def profile_headers(self, schema: str) -> dict[str, str]:
+        """PostgREST names the schema it answered from (Content-Profile) when it serves several."""
+        return {"Content-Profile": schema} if len(self.exposed_schemas()) > 1 else {}
 
     # -- PostgREST reads -------------------------------------------------------------
-    def answered(self, status: int, *, read: bool) -> None:
-        """Count an answer (status 0: the connection was dropped unanswered)."""
+    def answered(self, status: int, *, read: bool, served: bool = True) -> None:
+        """Count an answer (status 0: the connection was dropped unanswered); `served`: a read that
+        was admitted (counted in flight), not refused on arrival."""
         with self._lock:
             self.stats.statuses[status] += 1
             if read:
                 self.stats.read_log.append((time.monotonic(), status))
-                self.stats.reads_in_flight -= 1
+                if served:
+                    self.stats.reads_in_flight -= 1
 
-    def arrive(self) -> int:
-        """Number an incoming read (1, 2, ...) and note when it came in; safe across threads."""
+    def arrive(self) -> tuple[int, bool]:
+        """Number an incoming read (1, 2, ...), note when it came in, and whether it is served:
+        False when `Faults.max_in_flight` reads are being served already. Safe across threads."""
         with self._lock:
             self.stats.reads += 1
             self.stats.read_arrivals.append(time.monotonic())
+            limit = self.faults.max_in_flight
+            if limit and self.stats.reads_in_flight >= limit:
+                self.stats.refused_in_flight += 1
+                return self.stats.reads, False
             self.stats.reads_in_flight += 1
             self.stats.max_reads_in_flight = max(self.stats.max_reads_in_flight, self.stats.reads_in_flight)
-            return self.stats.reads
+            return self.stats.reads, True
 
     def read(self, table: str, params: list[tuple[str, str]], range_header: str | None,
-             prefer: str | None, role: str = "authenticated") -> tuple[int, str, dict[str, str]]:
-        """A GET of a table as `role`: the status, the JSON body and headers."""
+             prefer: str | None, role: str = "authenticated", profile: str | None = None,
+             ) -> tuple[int, str, dict[str, str]]:
+        """A GET of a table as `role`, in the schema `profile` picks: the status, the JSON body and headers."""
+        schema = self.pick_schema(profile)
+        name = f"{schema}.{table}"
         with self._lock:
-            if table not in self._tables:
-                close = [name for name in self._tables if name.rstrip("s") == table.rstrip("s")]
+            if name not in self._tables:
+                close = [known.name for known in self._defs.values()
+                         if known.schema == schema and known.name.rstrip("s") == table.rstrip("s")]
                 raise postgrest_error(
-                    404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache",
-                    hint=f"Perhaps you meant the table 'public.{close[0]}'" if close else None)
-            definition, rows, keys = self._defs[table], self._tables[table], self._keys[table]
+                    404, "PGRST205", f"Could not find the table '{name}' in the schema cache",
+                    hint=f"Perhaps you meant the table '{schema}.{close[0]}'" if close else None)
+            definition, rows, index, exact = self._defs[name], self._tables[name], self._index[name], self._exact[name]
         if definition.rls_without_policy and role != "service_role":
-            rows, keys = [], [] if keys is not None else None  # RLS: no policy, no rows, no error
+            rows, index = [], None  # RLS: no policy, no rows, no error
         query = Query.parse(definition, params)
-        selected = query.apply(definition, rows, keys)
+        selected = query.apply(definition, rows, index)
         lower, upper = query.offset, (query.offset + query.limit - 1) if query.limit is not None else None
         if range_header:
             match = _RANGE_HEADER.match(range_header.strip())
@@ -315,8 +376,8 @@ class Sandbox:
                     upper = last if upper is None else min(upper, last)
         capped = lower + self.faults.max_rows - 1  # db-max-rows: silently intersected into every read
         upper = capped if upper is None else min(upper, capped)
-        page = selected[lower:upper + 1] if upper >= lower else []
-        total = len(selected) if _counts(prefer) else None
+        page = selected.window(lower, upper + 1)
+        total = selected.count() if _counts(prefer) else None
         status = 200
         if total is not None:
             if lower > total:
@@ -329,8 +390,16 @@ class Sandbox:
         content_range = (f"{lower}-{lower + len(page) - 1}/{shown_total}" if page and total != 0
                          else f"*/{shown_total}")
         page = query.project(page)
-        body = dumps(page) if has_exact_numbers(definition) else json.dumps(page, ensure_ascii=False)
-        return status, body, {"Content-Range": content_range}
+        body = dumps(page) if exact else json.dumps(page, ensure_ascii=False)
+        return status, body, {"Content-Range": content_range, **self.profile_headers(schema)}
+
+
+def _sample_definitions(note_key: str) -> list[TableDef]:
+    """The sample's user and note tables, the note's key of type `note_key`."""
+    definitions = [definition for definition, _ in load_definitions(SAMPLE_DEFINITIONS)]
+    return [dataclasses.replace(definition, columns=tuple(
+        dataclasses.replace(column, type=note_key) if column.primary_key else column for column in definition.columns))
+        if definition.name == "note" else definition for definition in definitions]
 
 
 def _counts(prefer: str | None) -> bool:

@@ -15,12 +15,15 @@ from wiserock_sandbox.state import Faults, Sandbox
 
 @pytest.fixture
 def start_sandbox() -> t.Iterator[t.Callable[..., SandboxHTTPServer]]:
-    """`start_sandbox(users=..., notes=..., tables=None, **faults)` serves a fresh sandbox (the sample
-    tables, or `tables`: (TableDef, rows) pairs); all stop after the test."""
+    """`start_sandbox(users=..., notes=..., tables=None, note_key="bigint", **faults)` serves a fresh
+    sandbox (the sample tables, or `tables`: (TableDef, rows) pairs); all stop after the test.
+    `faults` are `Faults` fields, e.g. `max_in_flight=2` (then `server.sandbox.stats.refused_in_flight`
+    counts the reads answered 429 and `max_reads_in_flight` the most served at once)."""
     servers: list[SandboxHTTPServer] = []
 
-    def start(*, users: int = 300, notes: int = 1200, tables: t.Any = None, **faults: t.Any) -> SandboxHTTPServer:
-        sandbox = Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults), tables=tables)
+    def start(*, users: int = 300, notes: int = 1200, tables: t.Any = None, note_key: str = "bigint",
+              **faults: t.Any) -> SandboxHTTPServer:
+        sandbox = Sandbox(seed=11, users=users, notes=notes, faults=Faults(**faults), tables=tables, note_key=note_key)
         server = SandboxHTTPServer(sandbox).start()
         servers.append(server)
         return server
