@@ -6,6 +6,7 @@ as RECORD messages and as BATCH files."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -13,7 +14,8 @@ import json
 import pytest
 
 from tests.conftest import meltano, pipeline_env
-from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_SERVICE_KEY
+from wiserock_sandbox import SANDBOX_API_KEY, SANDBOX_SERVICE_KEY, Faults, Sandbox, SandboxHTTPServer
+from wiserock_sandbox.variants import unlike_sample
 
 TABLES = [{"name": "user"}, {"name": "note", "parents": ["user"]},
           {"name": "event", "key": ["tenant", "seq"], "parents": ["user"]}]
@@ -108,3 +110,21 @@ def test_a_table_hidden_by_rls_after_a_good_run_is_a_warning(warehouse, sandbox)
                   if "Table 'note' returned no rows" in line}
     assert f"but {len(sandbox.sandbox.rows('note')):,} at the last successful run" in warning and "Row Level Security" in warning
     assert warehouse.count("stg_wiserock_note") == 0  # the source answered no rows: the table follows
+
+
+@pytest.mark.parametrize("discovery", DISCOVERY)
+def test_a_table_outside_public_loads_into_its_own_staging_table(warehouse, discovery):
+    """A tables entry naming its schema: the rows of analytics.note (not public.note, which also
+    exists) land in stg_wiserock_note, the user table beside it from public."""
+    public = unlike_sample()[:2]  # user and note
+    note, note_rows = public[1]
+    rows = [{**row, "content": f"analytics: {row['content']}"} for row in note_rows[:5]]
+    with SandboxHTTPServer(Sandbox(tables=[*public, (dataclasses.replace(note, schema="analytics"), rows)],
+                                   faults=Faults())) as server:
+        env = pipeline_env(warehouse, server, **DISCOVERY[discovery], TAP_WISEROCK_API_TABLES=json.dumps(
+            [{"name": "user"}, {"name": "note", "schema": "analytics"}]))
+        result = meltano("run", "tap-wiserock-api", "target-postgres", env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        types = COLUMN_TYPES["stg_wiserock_note"]
+        assert loaded_rows(warehouse, "stg_wiserock_note", types) == expected_rows(rows, "stg_wiserock_note", types)
+        assert warehouse.count("stg_wiserock_user") == len(server.sandbox.rows("user"))

@@ -98,9 +98,17 @@ class PostgrestStream(RESTStream["tuple | None"]):
         return f"/{self.name}"
 
     @property
+    def profile(self) -> str | None:
+        """The PostgREST schema this table lives in (None: the API's default, its first exposed schema)."""
+        return self.setting.schema or self.config.get("schema") or None
+
+    @property
     @override
     def http_headers(self) -> dict[str, str]:
-        return {"apikey": self.config["api_key"], "Accept": "application/json", "User-Agent": self.user_agent}
+        headers = {"apikey": self.config["api_key"], "Accept": "application/json", "User-Agent": self.user_agent}
+        if self.profile is not None:  # PostgREST picks the schema of a read (and of its description) by this header
+            headers["Accept-Profile"] = self.profile
+        return headers
 
     @property
     @override
@@ -155,6 +163,8 @@ class PostgrestStream(RESTStream["tuple | None"]):
             raise FatalAPIError(f"{describe(response)} {where} (check api_key)")
         if status == 404:
             raise FatalAPIError(f"table '{self.name}' not found: {describe(response)}")
+        if status == 406 and error_code(response) == "PGRST106":  # a schema the API does not expose
+            raise FatalAPIError(f"{describe(response)} {where} (check the schema setting: {self.profile!r})")
         if status in {408, 429} or status >= 500:
             raise RetriableAPIError(f"{describe(response)} {where}", response)
         raise FatalAPIError(f"{describe(response)} {where}")

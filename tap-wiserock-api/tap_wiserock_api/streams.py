@@ -89,7 +89,8 @@ class TableStream(PostgrestStream):
     def _from_description(self, descriptions: dict[str, TableDescription]) -> tuple[Reference, ...]:
         table = descriptions.get(self.name)
         if table is None:
-            raise SourceShapeError(f"table '{self.name}' is not in the API's description (it has "
+            described = f"the API's description of schema '{self.profile}'" if self.profile else "the API's description"
+            raise SourceShapeError(f"table '{self.name}' is not in {described} (it has "
                                    f"{', '.join(sorted(descriptions)) or 'no tables'}): check the tables setting")
         self.mode = "description"
         key = self.setting.key or table.primary_key or (("id",) if "id" in table.columns else ())

@@ -1,5 +1,5 @@
-"""The `tables` setting: which PostgREST tables and views to load, their keys, forced types,
-parents and references."""
+"""The `tables` setting: which PostgREST tables and views to load, their schema, keys, forced
+types, parents and references."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ EXAMPLE = '[{"name": "event", "key": ["tenant", "seq"], "column_types": {"amount
 # Every field a tables entry may have (the tap's config_jsonschema declares the same); any other is refused.
 FIELDS = (
     "name",
+    "schema",
     "key",
     "column_types",
     "parents",
@@ -29,6 +30,7 @@ class TableSetting:
     column_types: dict[str, str] = dataclasses.field(default_factory=dict)
     parents: tuple[str, ...] = ()  # loaded first, with or without a column referencing them
     references: tuple[Reference, ...] = ()  # declared: each implies its parent
+    schema: str | None = None  # the PostgREST schema (Accept-Profile); None: the tap's schema setting
 
 
 def parse_tables(value: t.Any) -> list[TableSetting]:
@@ -37,7 +39,8 @@ def parse_tables(value: t.Any) -> list[TableSetting]:
     tables = [_entry(number, spec) for number, spec in enumerate(value or [], start=1)]
     names = [table.name for table in tables]
     if duplicates := sorted({name for name in names if names.count(name) > 1}):
-        raise SettingError(f"tables: {', '.join(map(repr, duplicates))} listed more than once")
+        raise SettingError(f"tables: {', '.join(map(repr, duplicates))} listed more than once (one name is one staging table, "
+                           "even for tables of the same name in two schemas)")
     for table in tables:
         if unknown := [parent for parent in table.parents if parent not in names]:
             raise SettingError(f"tables: {table.name!r} names parents that are not in tables: {', '.join(map(repr, unknown))}")
@@ -68,8 +71,11 @@ def _entry(number: int, spec: t.Any) -> TableSetting:
     parents = spec.get("parents") or []
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
         raise SettingError(f"{where}: parents must be a list of table names")
+    schema = spec.get("schema")
+    if schema is not None and (not isinstance(schema, str) or not schema.strip()):
+        raise SettingError(f"{where}: schema must be the name of a schema the API exposes, e.g. \"analytics\"")
     return TableSetting(spec["name"], tuple(key) if key else None, dict(types), tuple(parents),
-                        _references(where, spec.get("references") or {}))
+                        _references(where, spec.get("references") or {}), schema.strip() if schema else None)
 
 
 def _references(where: str, value: t.Any) -> tuple[Reference, ...]:

@@ -25,7 +25,11 @@ from tap_wiserock_api.tables import DEFAULT_TABLES, parents_first, parse_tables
 from tap_wiserock_api.writer import ActivateVersionAtEndWriter
 
 if TYPE_CHECKING:
+    import typing as t
+
     from singer_sdk.streams import Stream
+
+    from tap_wiserock_api.openapi import TableDescription
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -55,8 +59,12 @@ class TapWiseRockApi(Tap):
                                 "to read as the key's own role (the service-role key: every row)"),
         th.Property("password", th.StringType, secret=True, title="Password",
                     description="Password of that user"),
+        th.Property("schema", th.StringType, title="Schema",
+                    description="The PostgREST schema the tables live in (sent as Accept-Profile), when not the API's "
+                                "default (public); a tables entry's schema wins"),
         th.Property("tables", th.ArrayType(th.ObjectType(
             th.Property("name", th.StringType, required=True, description="The PostgREST table or view"),
+            th.Property("schema", th.StringType, description="Its PostgREST schema, when not the tap's schema setting"),
             th.Property("key", th.CustomType({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
                         description="Key column(s); default: the primary key in the API's description, else id"),
             th.Property("column_types", th.ObjectType(additional_properties=th.StringType(allowed_values=list(SETTING_KINDS))),
@@ -109,18 +117,28 @@ class TapWiseRockApi(Tap):
         streams = {setting.name: TableStream(self, setting) for setting in parse_tables(self.config["tables"])}
         if not streams:
             raise SettingError("tables is empty: list the tables to load, e.g. [{\"name\": \"user\"}]")
-        document = next(iter(streams.values())).read_description()
-        descriptions = describe_tables(document) if document is not None else None
-        if document is not None and descriptions is None:
-            self.logger.warning("The API's root did not answer with an OpenAPI description: columns and types come "
-                                "from the rows.")
+        descriptions = self._descriptions(streams.values())
         for stream in streams.values():
-            stream.discover(descriptions, loaded=streams.keys())
+            stream.discover(descriptions[stream.profile], loaded=streams.keys())
         check_parent_columns(streams)
         order, cycle = parents_first(list(streams), {name: stream.parents for name, stream in streams.items()})
         if cycle:
             self.logger.warning("Tables %s reference each other; they are loaded in the listed order.", ", ".join(cycle))
         return [streams[name] for name in order]
+
+    def _descriptions(self, streams: t.Iterable[TableStream]) -> dict[str | None, dict[str, TableDescription] | None]:
+        """The API's description of each schema the tables live in (PostgREST describes one schema per
+        request), or None for a schema whose description this key may not read."""
+        descriptions: dict[str | None, dict[str, TableDescription] | None] = {}
+        for stream in streams:
+            if stream.profile in descriptions:
+                continue
+            document = stream.read_description()
+            descriptions[stream.profile] = describe_tables(document) if document is not None else None
+            if document is not None and descriptions[stream.profile] is None:
+                self.logger.warning("The API's root did not answer with an OpenAPI description: columns and types "
+                                    "come from the rows.")
+        return descriptions
 
     @override
     def discover_streams(self) -> list[Stream]:

@@ -104,7 +104,7 @@ def test_a_stream_map_that_removes_a_column_or_a_parent_removes_its_reference(un
     ([{"name": "user"}, {"name": "note", "references": {"author_id": "user"}}],
      'tables entry \'note\': references must map each column to "table.column" of the table it references'),
     ([{"name": "note", "keys": ["id"]}],
-     "tables entry 'note': unknown field 'keys' (the fields are: name, key, column_types, parents, references)"),
+     "tables entry 'note': unknown field 'keys' (the fields are: name, schema, key, column_types, parents, references)"),
 ])
 def test_a_bad_reference_or_field_is_one_line_naming_the_setting(unlike, tmp_path, tables, fragment):
     run = run_tap(tmp_path, tap_config(unlike, tables=tables))
