@@ -31,11 +31,11 @@ def physical(house) -> list[tuple]:
     return house.rows("people", "id, xmin::text, ctid::text")
 
 
-def rerun(house, caplog, messages: list[dict]) -> bool:
+def rerun(house, caplog, messages: list[dict], **settings) -> bool:
     """Load `messages`; whether the table was left unmerged."""
     caplog.set_level(logging.INFO)
     caplog.clear()
-    load(house, messages)
+    load(house, messages, **settings)
     return SKIPPED in caplog.text
 
 
@@ -187,6 +187,26 @@ def test_two_tables_are_each_compared_with_their_own_last_run(warehouse, caplog)
     assert SKIPPED in caplog.text and "notes: unchanged" not in caplog.text
     assert warehouse.rows("notes") == [(1, "a"), (2, "c")] and warehouse.rows("people", "id, name") == expected()
     assert [row[0] for row in recorded(warehouse)] == ["notes", "people"]
+
+
+@pytest.mark.parametrize(("rights", "refusal"), [("", "permission denied for table people"),
+                                                 (", trigger", "must be owner of table people")])
+def test_a_table_the_loader_cannot_guard_is_merged_on_every_run(warehouse, caplog, rights, refusal):
+    """The loader's role may write the table but does not own it: no trigger, no skip, no failure."""
+    role = f"{warehouse.schema}_loader"
+    warehouse.query(f"create role {role} login")
+    try:
+        warehouse.query(f"create schema {warehouse.schema}")
+        warehouse.query("create table people (id bigint primary key, name text, score numeric, joined timestamptz)")
+        warehouse.query(f"grant usage, create on schema {warehouse.schema} to {role}")
+        warehouse.query(f"grant select, insert, update, delete, truncate{rights} on people to {role}")
+        for _ in range(2):
+            assert not rerun(warehouse, caplog, people(), user=role)
+            assert f"people: no trigger can watch it for writes ({refusal}); it is merged on every run" in caplog.text
+            assert warehouse.rows("people", "id, name") == expected()
+    finally:
+        warehouse.query(f"drop owned by {role}")
+        warehouse.query(f"drop role {role}")
 
 
 def test_a_stream_named_like_the_snapshots_table_is_refused(warehouse):
