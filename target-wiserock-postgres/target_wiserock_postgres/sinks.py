@@ -218,9 +218,9 @@ class ThreadedWriter(LibpqWriter):
     def _send(self) -> None:
         try:
             while data := self._chunks.get():
-                if self._digest is not None:
-                    self._digest.update(data)
                 super().write(data)
+                if self._digest is not None:  # after the send: the server parses while this hashes
+                    self._digest.update(data)
         except BaseException as exc:  # handed to the main thread by write() or finish()
             self._error = exc
             while self._chunks.get():  # keep draining: write() must not block on a full queue
