@@ -35,8 +35,6 @@ if t.TYPE_CHECKING:
 SNAPSHOTS_TABLE = "_loader_snapshots"
 GUARD = "_loader_snapshot_changed"  # the trigger and its function
 FORMAT = 1  # of the digest and signature: another version of them never matches an older row
-# Security definer: a role that may write a staging table but not the loader's table still can
-# (its write would fail otherwise); the search path is fixed, as for any such function.
 GUARD_BODY = "begin delete from {snapshots} where table_oid = tg_relid; return null; end"
 
 logger = logging.getLogger("target-wiserock-postgres")
@@ -179,6 +177,8 @@ def _create(connection: psycopg.Connection, schema: str) -> None:
             "digest text not null, signature text not null, loaded_at timestamptz not null default now())").format(table))
     if connection.execute("select to_regprocedure(%s)", (f"{function.as_string(connection)}()",)).fetchone()[0]:  # type: ignore[index]
         return
+    # Security definer: a role that may write a staging table but not the loader's table still can
+    # (its write would fail otherwise); the search path is fixed, as for any such function.
     with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateFunction), connection.transaction():
         connection.execute(sql.SQL(
             "create function {}() returns trigger language plpgsql security definer "
