@@ -62,11 +62,19 @@ LATE_CHANGES = {"score becomes text (exact: the loader converts the rows it hold
                 "activeflag holds maybe (not exact: a first pass, then the stream again)": ("activeflag", "maybe")}
 _MERGED = re.compile(r"\S+: (?:diff by key|replaced whole) in ([\d.]+) s")
 _COMMITTED = re.compile(r"Committed \d+ tables?, [\d,]+ rows? in ([\d.]+) s")
+_UNCHANGED = re.compile(r"\S+: unchanged since the last run: not merged")
 
 
 def _logged(pattern: re.Pattern[str], output: str) -> str:
     found = pattern.findall(output)
     return f"{float(found[-1]):.1f}" if found else "-"
+
+
+def _merge(output: str) -> str:
+    """The merge's part of a row's label: its time, or that the loader skipped it (table unchanged)."""
+    if (seconds := _logged(_MERGED, output)) != "-":
+        return f"merge {seconds} s"
+    return "merge skipped (unchanged)" if _UNCHANGED.search(output) else ""
 
 
 class Memory:
@@ -137,7 +145,7 @@ def loader_alone(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling
         messages = loader.batch_input(recorded, rows)
         measured = loader.loader_measured(env, config, messages)
         shutil.rmtree(messages.parent, ignore_errors=True)
-        merge = f"; merge {_logged(_MERGED, measured.output)} s" if "second" in label else ""
+        merge = f"; {_merge(measured.output)}" if "second" in label and _merge(measured.output) else ""
         result.append(Row(f"loader alone, parquet BATCH files, {label}{merge}", rows, measured.seconds, ceiling,
                           memory.note(process, rows, measured.peak_rss_mb[loader.TARGET])))
     loader.drop_table(env)
@@ -164,8 +172,10 @@ def meltano_runs(env: dict[str, str], csv_path: pathlib.Path, rows: int, ceiling
         median = measured[len(measured) // 2]
         parts = [f"{phase} {seconds} s" for phase, seconds in (
             ("sample", _logged(_SAMPLED, median.output)), ("first pass", _logged(_FIRST_PASS, median.output)),
-            ("loader", _logged(_COMMITTED, median.output)), ("merge", _logged(_MERGED, median.output)))
+            ("loader", _logged(_COMMITTED, median.output)))
             if seconds != "-"]
+        if merge := _merge(median.output):
+            parts.append(merge)
         if runs > 1:
             parts.insert(0, f"median of {runs}, {measured[0].seconds:.1f}-{measured[-1].seconds:.1f} s")
         peaks = {process: max(run.peak_rss_mb[process] for run in measured)

@@ -14,6 +14,7 @@ import pytest
 
 from elt.report import RELATIONS_TABLE
 from elt.settings import PROJECT_DIR
+from target_wiserock_postgres.snapshots import SNAPSHOTS_TABLE
 from tests.conftest import Warehouse, meltano, pipeline_env
 
 BIG_NOTE = "\n".join(f"log line {i}, with, commas and \"quotes\"" for i in range(5000))  # > 128 KiB
@@ -69,8 +70,8 @@ def tables(warehouse: Warehouse) -> dict[str, tuple]:
     """Every staging table: its columns and types, and all its rows as text, in order; and the
     relations the loader recorded (without the time it recorded them)."""
     names = [row[0] for row in warehouse.query(
-        "select table_name from information_schema.tables where table_schema = %s and table_name <> %s order by 1",
-        warehouse.schema, RELATIONS_TABLE)]
+        "select table_name from information_schema.tables where table_schema = %s and table_name <> all(%s) order by 1",
+        warehouse.schema, [RELATIONS_TABLE, SNAPSHOTS_TABLE])]
     found = {name: (warehouse.column_types(name),
                     warehouse.query(f'select t::text from "{name}" t order by t::text')) for name in names}
     return {**found, RELATIONS_TABLE: warehouse.query(

@@ -9,7 +9,7 @@ import typing as t
 import psycopg
 from psycopg import sql
 
-from target_wiserock_postgres import names, relations, tables
+from target_wiserock_postgres import names, relations, snapshots, tables
 from target_wiserock_postgres.connector import ConnectionSettings, explain
 from target_wiserock_postgres.errors import LoadError, RecordBeforeSchemaError, shorten
 from target_wiserock_postgres.sinks import CopyFeeder, StreamLoad
@@ -95,6 +95,9 @@ class LoadRun:
         table = names.table_name(stream)
         if table == relations.RELATIONS_TABLE:
             raise LoadError(f"stream {stream!r}: its table would be {table}, where the loader records the relations "
+                            "of the tables it loads; rename the stream in the tap or a stream map")
+        if table == snapshots.SNAPSHOTS_TABLE:
+            raise LoadError(f"stream {stream!r}: its table would be {table}, where the loader records the snapshots "
                             "of the tables it loads; rename the stream in the tap or a stream map")
         other = self._streams_of_tables.setdefault(table, stream)
         if other != stream:
@@ -214,7 +217,12 @@ class LoadRun:
         results: dict[str, tuple[StreamLoad, tables.MergeResult, float]] = {}
         for load in sorted(self.loads.values(), key=lambda load: load.table):
             self._merging = load.table
-            if load.existed:
+            if load.existed and snapshots.unchanged(connection, self.schema, load):
+                # The rows are known to be the table's already: the temp table's space is given back now.
+                connection.execute(sql.SQL("drop table {}").format(load.relation))
+                logger.info("%s: unchanged since the last run: not merged", load.table)
+                result = tables.MergeResult(0, 0)
+            elif load.existed:
                 result = tables.merge_snapshot(connection, self.schema, load.table, load.relation, load.columns, load.keys,
                                               load.rows)
             else:
@@ -223,6 +231,7 @@ class LoadRun:
             results[load.table] = (load, result, time.monotonic() - load.started)
         self._merging = None
         recorded = relations.record(connection, self.schema, self.loads, self.references)
+        snapshots.record(connection, self.schema, self.loads.values())
         self.committing = True
         connection.commit()
         self._report(results, nul_removed)

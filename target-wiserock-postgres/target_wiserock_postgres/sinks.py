@@ -21,7 +21,7 @@ import msgspec
 from psycopg import sql
 from psycopg.copy import LibpqWriter
 
-from target_wiserock_postgres import tables
+from target_wiserock_postgres import snapshots, tables
 from target_wiserock_postgres.connector import CopyTarget
 from target_wiserock_postgres.types import ColumnType, Kind
 
@@ -85,6 +85,9 @@ class StreamLoad:
         self.version: t.Any = None  # the version RECORD and BATCH messages gave the rows (None: none given)
         # A SCHEMA change not applied to the relation yet: its columns and key before the change.
         self._relation_was: tuple[dict[str, ColumnType], list[str]] | None = None
+        # The hash of the exact COPY data of the stream, in order (snapshots.py); None once the
+        # rows are not one plain pass (a SCHEMA change, the stream sent again): merged then.
+        self.digest: snapshots.Digest | None = snapshots.new_digest()
         self.started = time.monotonic()
         self._last_progress = self.started
         self.buffer: list[list[t.Any]] = []
@@ -110,6 +113,7 @@ class StreamLoad:
         converted in vain."""
         if self._relation_was is None:
             self._relation_was = (dict(self.columns), list(self.keys))
+        self.digest = None
         self.set_columns(columns, column_of)
         self.keys = keys
 
@@ -127,6 +131,7 @@ class StreamLoad:
     def restart(self, version: t.Any) -> None:
         """The stream is sent again as `version`: counted from its first row (the relation was emptied)."""
         self.version = version
+        self.digest = None
         self.rows = self.batches = self.nul_removed = 0
         self.activated_at = None
         self.buffer.clear()
@@ -200,8 +205,11 @@ class ThreadedWriter(LibpqWriter):
     QUEUED_CHUNKS = 8
     ABANDON_SECONDS = 5.0  # for the chunk being sent when the run fails, before the connection is closed
 
-    def __init__(self, cursor: psycopg.Cursor) -> None:
+    def __init__(self, cursor: psycopg.Cursor, digest: snapshots.Digest | None = None) -> None:
         super().__init__(cursor)
+        # Updated in the worker, in the order the data is sent; hashlib releases the GIL for
+        # chunks this size, so hashing overlaps with formatting the next rows.
+        self._digest = digest
         self._chunks: queue.Queue[t.Any] = queue.Queue(maxsize=self.QUEUED_CHUNKS)
         self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -211,6 +219,8 @@ class ThreadedWriter(LibpqWriter):
         try:
             while data := self._chunks.get():
                 super().write(data)
+                if self._digest is not None:  # after the send: the server parses while this hashes
+                    self._digest.update(data)
         except BaseException as exc:  # handed to the main thread by write() or finish()
             self._error = exc
             while self._chunks.get():  # keep draining: write() must not block on a full queue
@@ -271,8 +281,10 @@ class CopyFeeder:
         load.apply_schema(self._connection)
         columns = tuple(columns or load.names)
         self.copying = CopyTarget(load.table, load.relation_name, columns, first_row=first_row, source=source)
+        if load.digest is not None:
+            load.digest.update(snapshots.copy_header(columns, csv=csv))
         cursor = self._connection.cursor()
-        self._writer = ThreadedWriter(cursor)
+        self._writer = ThreadedWriter(cursor, load.digest)
         self._stack = contextlib.ExitStack()  # set first: `abandon` must find a COPY even half started
         return self._stack.enter_context(cursor.copy(load.copy_statement(columns, csv=csv), writer=self._writer))
 
