@@ -24,11 +24,12 @@ Row = dict[str, t.Any]
 
 @dataclasses.dataclass(frozen=True)
 class KeyRange:
-    """Keys after `lower` (a key's values; None: from the first) up to and including `upper` (an
-    integer, for a table split into ranges; None: to the last)."""
+    """Keys after `lower` (a key's values; None: from the first), or from it when `inclusive`, and
+    before `upper` (None: to the last). A table's ranges are disjoint and cover every key."""
 
     lower: tuple[t.Any, ...] | None
-    upper: int | None
+    upper: tuple[t.Any, ...] | None
+    inclusive: bool = False
 
 
 @dataclasses.dataclass

@@ -59,6 +59,7 @@ class TableStream(PostgrestStream):
         self.sent_kinds: dict[str, str] = {}  # the types of the last SCHEMA message
         self.typing: TableTyping | None = None  # types from rows
         self._first: tuple[Page, int | None] | None = None  # the first page, read by discovery
+        self._key_types: tuple[str | None, ...] = ()  # the key's PostgreSQL types, from the description
         self._required: frozenset[str] = frozenset()
         self._converters: dict[str, Converter] = {}
 
@@ -93,6 +94,7 @@ class TableStream(PostgrestStream):
                                    f"{', '.join(sorted(descriptions)) or 'no tables'}): check the tables setting")
         self.mode = "description"
         key = self.setting.key or table.primary_key or (("id",) if "id" in table.columns else ())
+        self._key_types = tuple(table.formats.get(name) for name in key)  # how ranges.py cuts the key
         self._settle(table.columns, key, required=table.required)
         return table.references
 
@@ -132,7 +134,7 @@ class TableStream(PostgrestStream):
         if bad := [name for name in key if columns and kinds[name] not in ORDERABLE_KINDS]:
             raise SourceShapeError(f"table '{self.name}': key column {', '.join(bad)} is {kinds[bad[0]]}, which keyset "
                                    "paging cannot order: " + KEY_HINT % self.name)
-        self.keyset = Keyset(self.name, tuple(key), tuple(kinds.get(name, STRING) for name in key))
+        self.keyset = Keyset(self.name, tuple(key), tuple(kinds.get(name, STRING) for name in key), self._key_types)
         self.primary_keys = list(key) if columns else []  # a catalog may not name a key its schema lacks
         self.kinds = kinds
         self._required = frozenset(required) | set(key)
