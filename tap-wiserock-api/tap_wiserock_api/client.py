@@ -184,16 +184,20 @@ class PostgrestStream(RESTStream["tuple | None"]):
     def request_pages(self, context: Context | None, first: tuple[Page, int | None] | None = None) -> Iterator[Page]:
         """Every row of the table, a page at a time, in key order. `first`: the first page and
         the server's row estimate, when discovery has read it already."""
+        yield from self.start_pages(context, first)
+
+    def start_pages(self, context: Context | None, first: tuple[Page, int | None] | None = None) -> TablePages:
+        """Read the first page, plan the ranges and start their readers; the pages come from
+        iterating the result (which stops the readers when it ends or is closed)."""
         parallel = self.config["parallel_requests"]
         page, total = first or self.request_page(context, KeyRange(None, None), count="estimated" if parallel > 1 else None)
         if not page.rows:
-            return
+            return TablePages(None, None)
         ranges = self._plan_ranges(context, page, total, parallel)
         read_range = functools.partial(self._read_range, context)
-        with OrderedPrefetch(ranges, read_range, workers=parallel, budget_bytes=PREFETCH_BUDGET_BYTES,
-                             name=self.name) as pages:
-            yield page  # converted while the readers already ask for the next pages
-            yield from pages
+        prefetch = OrderedPrefetch(ranges, read_range, workers=parallel, budget_bytes=PREFETCH_BUDGET_BYTES,
+                                   name=self.name)
+        return TablePages(page, prefetch.__enter__())
 
     def _plan_ranges(self, context: Context | None, first: Page, total: int | None, parallel: int) -> list[KeyRange]:
         """The rest of the table as key ranges: one, or about RANGE_PAGES pages each by the
@@ -359,6 +363,29 @@ class PostgrestStream(RESTStream["tuple | None"]):
     def backoff_handler(self, details: Details) -> None:
         self.logger.warning("Attempt %d failed (%s); retrying in %.1f s.",
                             details["tries"], _failure(details.get("exception")), details.get("wait") or 0)
+
+
+class TablePages:
+    """A table's pages once its read has started: the first page, then the ranges' pages."""
+
+    def __init__(self, first: Page | None, prefetch: OrderedPrefetch | None) -> None:
+        self._first = first
+        self._prefetch = prefetch
+
+    def __iter__(self) -> Iterator[Page]:
+        if self._first is None:
+            return
+        try:
+            yield self._first  # converted while the readers already ask for the next pages
+            if self._prefetch is not None:
+                yield from self._prefetch
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the readers (pages not yet taken are dropped)."""
+        if self._prefetch is not None:
+            self._prefetch.__exit__(None, None, None)
 
 
 def _failure(exception: BaseException | None) -> str:
