@@ -56,8 +56,10 @@ MAX_RETRY_WAIT_SECONDS = 60.0
 # that many. Small ranges keep the look-ahead (and its memory) small: the consumer reads one
 # range while the next ones are read.
 RANGE_PAGES = 4
-# Cuts the server is asked to put in order per request (a URL of a few kB at most).
+# Cuts the server is asked to put in order per request, at most, and their values' characters
+# (a URL of a few kB: gateways refuse long ones).
 CUTS_PER_REQUEST = 40
+CUT_CHARS_PER_REQUEST = 2000
 # Response bodies read ahead and not yet converted, at most (plus one page per range). Decoded
 # pages take about three times their bytes. At 100,000 notes, 8 MiB made RECORD mode's peak
 # RSS 1.65x its value at 10,000; 4 MiB 1.26x, with the same speed at 50 ms latency.
@@ -251,8 +253,7 @@ class PostgrestStream(RESTStream["tuple | None"]):
             named = list(dict.fromkeys(cut for cut in pool.map(key_at, offsets) if cut is not None))
         cuts: list[Cursor] = []
         lower = last
-        for start in range(0, len(named), CUTS_PER_REQUEST):
-            chunk = named[start:start + CUTS_PER_REQUEST]
+        for chunk in _chunks(named):
             rows = self.request_page(context, KeyRange(lower, None), keys_only=True, limit=len(chunk),
                                      any_of=chunk)[0].rows
             ordered = [keyset.cursor_of(row) for row in rows]
@@ -386,6 +387,21 @@ class TablePages:
         """Stop the readers (pages not yet taken are dropped)."""
         if self._prefetch is not None:
             self._prefetch.__exit__(None, None, None)
+
+
+def _chunks(cuts: list[Cursor]) -> Iterator[list[Cursor]]:
+    """The cuts in groups of at most CUTS_PER_REQUEST and CUT_CHARS_PER_REQUEST (one cut at least)."""
+    chunk: list[Cursor] = []
+    chars = 0
+    for cut in cuts:
+        size = sum(len(str(value)) for value in cut)
+        if chunk and (len(chunk) == CUTS_PER_REQUEST or chars + size > CUT_CHARS_PER_REQUEST):
+            yield chunk
+            chunk, chars = [], 0
+        chunk.append(cut)
+        chars += size
+    if chunk:
+        yield chunk
 
 
 def _failure(exception: BaseException | None) -> str:

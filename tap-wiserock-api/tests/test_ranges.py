@@ -192,3 +192,18 @@ def test_push_back_pauses_for_retry_after_and_lowers_the_requests_in_flight(star
     after = [arrival for arrival in stats.read_arrivals if first + 1 <= arrival < second]
     assert after, "no request between the pauses: the test shows nothing"
     assert max(in_flight_at(stats, arrival) for arrival in after) <= 4
+
+
+def test_long_text_keys_are_put_in_order_a_few_cuts_at_a_time(start_sandbox, tmp_path):
+    """Keys of 600 characters: the server orders the cuts in several requests (a URL stays short),
+    each after the last cut of the one before."""
+    definition, rows = key_table("text")
+    rows = [{**row, "id": row["id"] + "x" * 600} for row in rows]
+    server = start_sandbox(tables=[(definition, rows)], latency=0.005)
+    reads = record_reads(server)
+    run = run_tap(tmp_path, config(server, definition, "rows", parallel_requests=4))
+    assert run.returncode == 0, run.stderr
+    assert run.records(definition.name) == [expected_record(row) for row in in_server_order(definition, rows)]
+    ordering = [params for params in reads if any(name in {"or", "and"} for name, _ in params)]
+    assert len(ordering) >= 2
+    assert ranges_read(reads) >= 4
