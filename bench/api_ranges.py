@@ -119,6 +119,31 @@ def tap_alone(url: str, mode: str, parallel: int) -> tuple[int, float, float]:
     return int(measured.output.strip().splitlines()[-1]), measured.seconds, measured.peak_rss_mb["tap-wiserock-api"]
 
 
+def meltano_path(env: dict[str, str], url: str, mode: str, parallel: int) -> tuple[float, dict[str, float]]:
+    """`meltano run tap-wiserock-api target-postgres` (the project's loader) of the one table, into
+    an emptied bench schema: seconds and peak RSS of the tap and the loader."""
+    from bench.csv_paths import PROJECT_LOADER, meltano_run, reset_schema
+
+    login = (("", "") if mode == "service" else (SANDBOX_EMAIL, SANDBOX_PASSWORD))
+    run_env = {**env, "API_URL": url, "API_KEY": SANDBOX_SERVICE_KEY if mode == "service" else SANDBOX_API_KEY,
+               "API_EMAIL": login[0], "API_PASSWORD": login[1], "TAP_WISEROCK_API_TABLES": json.dumps([{"name": "big"}]),
+               "TAP_WISEROCK_API_PARALLEL_REQUESTS": str(parallel)}
+    reset_schema(env)
+    return meltano_run(run_env, "tap-wiserock-api", PROJECT_LOADER)
+
+
+def database_env() -> dict[str, str]:
+    import os
+
+    from bench.csv_paths import SCHEMA
+    from elt.database import scratch_server_env
+    from elt.settings import PROJECT_DIR
+
+    embedded = PROJECT_DIR / "bench" / "out" / "embedded"
+    embedded.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, **scratch_server_env(dict(os.environ), embedded), "DB_SCHEMA": SCHEMA}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.api_ranges", description=__doc__)
     parser.add_argument("--rows", type=int, default=300_000)
@@ -126,6 +151,8 @@ def main() -> None:
     parser.add_argument("--keys", nargs="+", default=list(KEYS), choices=list(KEYS))
     parser.add_argument("--modes", nargs="+", default=["service", "anon"], choices=["service", "anon"])
     parser.add_argument("--parallel", type=int, nargs="+", default=[8])
+    parser.add_argument("--meltano", action="store_true",
+                        help="also time meltano run tap-wiserock-api target-postgres (the project's loader)")
     parser.add_argument("--serve", choices=list(KEYS), help=argparse.SUPPRESS)
     parser.add_argument("--url-file", type=pathlib.Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -133,6 +160,7 @@ def main() -> None:
         serve(args.serve, args.rows, args.latency_ms, args.url_file)
         return
     rows: list[Row] = []
+    env = database_env() if args.meltano else {}
     for key in args.keys:
         with sandbox(key, args.rows, args.latency_ms) as url:
             for mode in args.modes:
@@ -143,6 +171,12 @@ def main() -> None:
                     count, seconds, rss = tap_alone(url, mode, parallel)
                     rows.append(Row(f"tap alone, {key} key, {mode} key, parallel_requests {parallel}", count, seconds,
                                     ceiling.rate, f"{rss:.0f}"))
+                    if args.meltano:
+                        seconds, peaks = meltano_path(env, url, mode, parallel)
+                        rows.append(Row(f"meltano run tap-wiserock-api target-postgres, {key} key, {mode} key, "
+                                        f"parallel_requests {parallel}", count, seconds, ceiling.rate,
+                                        f"tap {peaks['tap-wiserock-api']:.0f} / loader "
+                                        f"{peaks['target-wiserock-postgres']:.0f}"))
                 print(markdown_table(rows, share_header="speed vs plain client"), flush=True)
 
 
