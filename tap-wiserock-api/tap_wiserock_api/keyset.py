@@ -11,8 +11,9 @@ A key range (ranges.py) adds its bounds: `k=gte.<from>&k=lt.<before>`, or for se
 
 The tap never orders text keys itself: text compares by the database's collation, which Python
 does not know. It checks that a page holds neither the key it asked to go past (a server that
-ignored the filter would send the same rows again) nor the range's upper bound. Integer and
-number keys, which compare exactly in Python too, are also checked to lie between the bounds.
+ignored the filter would send the same rows again) nor the range's upper bound. Keys Python
+orders as PostgreSQL does (numbers, uuids, dates and timestamps of a described type: see
+ranges.order_value) are also checked to lie between the bounds.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import re
 import typing as t
 
 from tap_wiserock_api.errors import SourceShapeError
-from tap_wiserock_api.kinds import INTEGER, NUMBER
 from tap_wiserock_api.normalize import describe_key
+from tap_wiserock_api.ranges import order_value
 
 Cursor = tuple[t.Any, ...]
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -117,20 +118,30 @@ class Keyset:
                        *, inclusive: bool = False) -> Cursor:
         """The page's last key, after checking that the server applied the key filters: the page
         holds neither the key it asked to go past (nor, `inclusive`, that key after its first
-        row) nor the range's upper bound; integer and number keys must also lie between them."""
+        row) nor the range's upper bound; keys Python can order must also lie between them."""
         last = self.cursor_of(rows[-1])
         if cursor is None and upper is None:
             return last
         cursors = [self.cursor_of(row) for row in rows]
         repeated = cursor is not None and cursor in (cursors[1:] if inclusive else cursors)
-        numeric = len(self.key) == 1 and self.kinds[0] in {INTEGER, NUMBER} and all(
-            isinstance(value, (int, decimal.Decimal)) for value in (last[0], *(cursor or ()), *(upper or ())))
-        outside = numeric and ((cursor is not None and (last[0] < cursor[0] or (last[0] == cursor[0] and not inclusive)))
-                               or (upper is not None and last[0] >= upper[0]))
-        if repeated or outside or (upper is not None and upper in cursors):
+        if repeated or self._outside(cursor, last, upper, inclusive=inclusive) or (upper is not None and upper in cursors):
             shown = ", ".join(map(literal, cursor)) if cursor is not None else "the first"
             bound = f" up to ({', '.join(map(literal, upper))})" if upper is not None else ""
             raise SourceShapeError(f"reading table '{self.table}': the server ignored the key filter (asked for keys "
                                    f"{'from' if inclusive else 'after'} ({shown}){bound}, "
                                    f"got ({', '.join(map(literal, last))}))")
         return last
+
+    def _outside(self, cursor: Cursor | None, last: Cursor, upper: Cursor | None, *, inclusive: bool) -> bool:
+        """Whether the page's last key lies outside (cursor, upper), where Python orders this key
+        as the server does (ranges.order_value: numbers, uuids, described dates and timestamps)."""
+        if len(self.key) != 1:
+            return False
+        pg_type = self.types[0] if self.types else None
+        values = [order_value(self.kinds[0], pg_type, bound[0]) if bound is not None else None
+                  for bound in (cursor, last, upper)]
+        low, end, high = values
+        if end is None:
+            return False
+        below = low is not None and (end < low or (end == low and not inclusive))
+        return below or (high is not None and end >= high)

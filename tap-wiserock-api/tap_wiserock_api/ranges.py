@@ -94,6 +94,28 @@ def scale_of(kind: str, pg_type: str | None, low: t.Any, top: t.Any) -> Scale | 
     return _DATE_SCALE if base == "date" else None
 
 
+def order_value(kind: str, pg_type: str | None, value: t.Any) -> t.Any:
+    """A single-column key value as something Python orders as the server does (for the checks
+    that a page lies within its range), or None when that order is not known here."""
+    base = _base_type(pg_type)
+    try:
+        if kind in {INTEGER, NUMBER}:
+            number = decimal.Decimal(value) if isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool) else None
+            return number if number is not None and number.is_finite() else None
+        if not isinstance(value, str):
+            return None
+        if (base == "uuid" or not base or base in {"text", "character varying", "character", "citext"}) and (
+                _UUID_TEXT.fullmatch(value)):
+            return uuid.UUID(value).int
+        if base in {"timestamp with time zone", "timestamptz"}:
+            return _instant_scale(zoned=True).to_int(value)
+        if base in {"timestamp without time zone", "timestamp"}:
+            return _instant_scale(zoned=False).to_int(value)
+        return _DATE_SCALE.to_int(value) if base == "date" else None
+    except (ValueError, OverflowError):
+        return None
+
+
 def arithmetic_cuts(kind: str, pg_type: str | None, low: t.Any, top: t.Any, count: int) -> list[t.Any] | None:
     """Up to `count - 1` cuts spreading the keys after `low` up to `top` evenly over `count`
     ranges: increasing, each above `low` and at most `top`. None when this key has no arithmetic

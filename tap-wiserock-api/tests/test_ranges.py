@@ -12,6 +12,9 @@ import uuid
 
 import pytest
 
+from tap_wiserock_api.errors import SourceShapeError
+from tap_wiserock_api.keyset import Keyset
+from tap_wiserock_api.kinds import DATE_TIME, STRING
 from tests.conftest import expected_record, run_tap, tap_config
 from wiserock_sandbox import SANDBOX_SERVICE_KEY, Column, TableDef
 from wiserock_sandbox.schema import sort_key
@@ -207,3 +210,24 @@ def test_long_text_keys_are_put_in_order_a_few_cuts_at_a_time(start_sandbox, tmp
     ordering = [params for params in reads if any(name in {"or", "and"} for name, _ in params)]
     assert len(ordering) >= 2
     assert ranges_read(reads) >= 4
+
+
+def test_a_page_outside_its_range_fails_the_run_where_python_orders_the_key():
+    """A server that ignored a bound: caught by value for uuids and described timestamps, by the
+    bound itself showing up for text (whose collation Python does not know)."""
+    uuids = Keyset("t", ("id",), (STRING,), ("uuid",))
+    low, high = "10000000-0000-4000-8000-000000000000", "80000000-0000-4000-8000-000000000000"
+    inside, beyond = "7fffffff-0000-4000-8000-000000000000", "90000000-0000-4000-8000-000000000000"
+    assert uuids.check_progress((low,), [{"id": low}, {"id": inside}], (high,), inclusive=True) == (inside,)
+    with pytest.raises(SourceShapeError, match="ignored the key filter"):
+        uuids.check_progress((low,), [{"id": inside}, {"id": beyond}], (high,), inclusive=True)
+    with pytest.raises(SourceShapeError, match="ignored the key filter"):
+        uuids.check_progress((low,), [{"id": low}], None)  # the cursor again, not inclusive
+    instants = Keyset("t", ("at",), (DATE_TIME,), ("timestamp with time zone",))
+    with pytest.raises(SourceShapeError, match="ignored the key filter"):  # 11:30 UTC is past 11:00 UTC
+        instants.check_progress(("2024-01-01T00:00:00+00:00",), [{"at": "2024-01-01T12:30:00+01:00"}],
+                                ("2024-01-01T11:00:00+00:00",))
+    text = Keyset("t", ("k",), (STRING,))
+    assert text.check_progress(("a",), [{"k": "zzz"}], ("b",)) == ("zzz",)  # not orderable here: not checked
+    with pytest.raises(SourceShapeError, match="ignored the key filter"):
+        text.check_progress(("a",), [{"k": "a1"}, {"k": "b"}], ("b",))
