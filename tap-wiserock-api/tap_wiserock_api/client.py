@@ -12,6 +12,7 @@ key order (see prefetch.py). Other keys are read as one ordered range.
 
 from __future__ import annotations
 
+import concurrent.futures
 import decimal
 import functools
 import itertools
@@ -27,8 +28,10 @@ from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_wiserock_api.errors import describe, error_code, server_message
+from tap_wiserock_api.errors import SourceShapeError, describe, error_code, server_message
 from tap_wiserock_api.prefetch import KeyRange, OrderedPrefetch, Page
+from tap_wiserock_api.ranges import arithmetic_cuts
+from tap_wiserock_api.throttle import PUSH_BACK_STATUSES, retry_after_seconds, shared_limit
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -42,7 +45,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_wiserock_api.auth import SupabaseSession
-    from tap_wiserock_api.keyset import Keyset
+    from tap_wiserock_api.keyset import Cursor, Keyset
     from tap_wiserock_api.tables import TableSetting
     from tap_wiserock_api.tap import TapWiseRockApi
 
@@ -53,6 +56,10 @@ MAX_RETRY_WAIT_SECONDS = 60.0
 # that many. Small ranges keep the look-ahead (and its memory) small: the consumer reads one
 # range while the next ones are read.
 RANGE_PAGES = 4
+# Cuts the server is asked to put in order per request, at most, and their values' characters
+# (a URL of a few kB: gateways refuse long ones).
+CUTS_PER_REQUEST = 40
+CUT_CHARS_PER_REQUEST = 2000
 # Response bodies read ahead and not yet converted, at most (plus one page per range). Decoded
 # pages take about three times their bytes. At 100,000 notes, 8 MiB made RECORD mode's peak
 # RSS 1.65x its value at 10,000; 4 MiB 1.26x, with the same speed at 50 ms latency.
@@ -85,6 +92,7 @@ class PostgrestStream(RESTStream["tuple | None"]):
         self.message_writer = tap.message_writer
         self.keyset: Keyset | None = None
         self._http = threading.local()  # one requests session per reader thread
+        self.in_flight = shared_limit(tap, self.config["parallel_requests"])
         self._send = self.request_decorator(self._send_once)
 
     @property
@@ -188,36 +196,83 @@ class PostgrestStream(RESTStream["tuple | None"]):
     def request_pages(self, context: Context | None, first: tuple[Page, int | None] | None = None) -> Iterator[Page]:
         """Every row of the table, a page at a time, in key order. `first`: the first page and
         the server's row estimate, when discovery has read it already."""
-        parallel = self.config["parallel_requests"] if self._keyset().splittable else 1
+        yield from self.start_pages(context, first)
+
+    def start_pages(self, context: Context | None, first: tuple[Page, int | None] | None = None) -> TablePages:
+        """Read the first page, plan the ranges and start their readers; the pages come from
+        iterating the result (which stops the readers when it ends or is closed)."""
+        parallel = self.config["parallel_requests"]
         page, total = first or self.request_page(context, KeyRange(None, None), count="estimated" if parallel > 1 else None)
         if not page.rows:
-            return
+            return TablePages(None, None)
         ranges = self._plan_ranges(context, page, total, parallel)
         read_range = functools.partial(self._read_range, context)
-        with OrderedPrefetch(ranges, read_range, workers=parallel, budget_bytes=PREFETCH_BUDGET_BYTES,
-                             name=self.name) as pages:
-            yield page  # converted while the readers already ask for the next pages
-            yield from pages
+        prefetch = OrderedPrefetch(ranges, read_range, workers=parallel, budget_bytes=PREFETCH_BUDGET_BYTES,
+                                   name=self.name)
+        return TablePages(page, prefetch.__enter__())
 
     def _plan_ranges(self, context: Context | None, first: Page, total: int | None, parallel: int) -> list[KeyRange]:
-        """The rest of the table as key ranges: one, or about RANGE_PAGES pages each, by the
-        server's estimate of the row count and the key span (an uneven spread of keys makes
-        some ranges longer, never wrong). Only a single integer key is split."""
+        """The rest of the table as key ranges: one, or about RANGE_PAGES pages each by the
+        server's estimate of the row count. The cuts come from arithmetic on the key's type
+        (ranges.py: an uneven spread of keys makes some ranges longer, never wrong), else from
+        the server (keys at row offsets)."""
         keyset = self._keyset()
         last = keyset.cursor_of(first.rows[-1])
         per_page = len(first.rows)  # the server's cap, when it is below page_size
-        pages_left = ((total or 0) - per_page) / per_page
+        rows_left = (total or 0) - per_page
+        pages_left = rows_left / per_page
         if parallel == 1 or pages_left < 2 * RANGE_PAGES:
             return [KeyRange(last, None)]
-        top_rows = self.request_page(context, KeyRange(last, None), select=keyset.key[0], descending=True, limit=1)[0].rows
-        if not top_rows:
-            return [KeyRange(last, None)]
         count = math.ceil(pages_left / RANGE_PAGES)
-        low = last[0]
-        width = (top_rows[0][keyset.key[0]] - low) / count
-        inner = {low + math.floor(width * n) for n in range(1, count)} - {low}  # keys may be few and dense
-        bounds = [low, *sorted(inner), None]
-        return [KeyRange((lower,), upper) for lower, upper in itertools.pairwise(bounds)]
+        cuts = self._arithmetic_cuts(context, last, count)
+        if cuts is None:
+            cuts = self._named_cuts(context, last, rows_left, count, parallel)
+        bounds = [last, *cuts, None]
+        return [KeyRange(lower, upper, inclusive=n > 0) for n, (lower, upper) in enumerate(itertools.pairwise(bounds))]
+
+    def _arithmetic_cuts(self, context: Context | None, last: Cursor, count: int) -> list[Cursor] | None:
+        """Cuts between the first page's last key and the table's highest key, or None when the
+        key's type has no arithmetic (ranges.py)."""
+        keyset = self._keyset()
+        if len(keyset.key) != 1:
+            return None
+        pg_type = keyset.types[0] if keyset.types else None
+        if arithmetic_cuts(keyset.kinds[0], pg_type, last[0], last[0], 2) is None:
+            return None  # not cuttable: spare the request for the highest key
+        top = self.request_page(context, KeyRange(last, None), keys_only=True, descending=True, limit=1)[0].rows
+        if not top:
+            return []
+        cuts = arithmetic_cuts(keyset.kinds[0], pg_type, last[0], keyset.cursor_of(top[0])[0], count)
+        return None if cuts is None else [(cut,) for cut in cuts]
+
+    def _named_cuts(self, context: Context | None, last: Cursor, rows_left: int, count: int,
+                    parallel: int) -> list[Cursor]:
+        """Cuts the server names: the key at evenly spaced row offsets after the first page
+        (asked for at once, within the in-flight limit), then put in the server's key order by
+        the server itself, since the tap cannot compare text keys, and rows inserted or deleted
+        between two of those requests could make a later offset name a lower key. A cut
+        deleted meanwhile is dropped (its neighbours' ranges join)."""
+        keyset = self._keyset()
+        offsets = sorted({round(rows_left * n / count) for n in range(1, count)} - {0})
+
+        def key_at(offset: int) -> Cursor | None:
+            rows = self.request_page(context, KeyRange(last, None), keys_only=True, offset=offset, limit=1)[0].rows
+            return keyset.cursor_of(rows[0]) if rows else None
+
+        with concurrent.futures.ThreadPoolExecutor(parallel, thread_name_prefix=f"{self.name}-bounds") as pool:
+            named = list(dict.fromkeys(cut for cut in pool.map(key_at, offsets) if cut is not None))
+        cuts: list[Cursor] = []
+        lower = last
+        for chunk in _chunks(named):
+            rows = self.request_page(context, KeyRange(lower, None), keys_only=True, limit=len(chunk),
+                                     any_of=chunk)[0].rows
+            ordered = [keyset.cursor_of(row) for row in rows]
+            if not set(ordered) <= set(chunk):
+                raise SourceShapeError(f"reading table '{self.name}': the server ignored the key filter (asked for "
+                                       f"{len(chunk)} keys by value, got others)")
+            cuts += ordered
+            lower = cuts[-1] if cuts else lower
+        return cuts
 
     def _read_range(self, context: Context | None, key_range: KeyRange) -> Iterator[Page]:
         """Keyset paging within one range, until its first empty page. A bounded range asks the
@@ -225,35 +280,38 @@ class PostgrestStream(RESTStream["tuple | None"]):
         page when a page holds all of it."""
         keyset = self._keyset()
         bounded = key_range.upper is not None
-        cursor = key_range.lower
+        cursor, inclusive = key_range.lower, key_range.inclusive
         while True:
-            page, left = self.request_page(context, KeyRange(cursor, key_range.upper), count="exact" if bounded else None)
+            page, left = self.request_page(context, KeyRange(cursor, key_range.upper, inclusive),
+                                           count="exact" if bounded else None)
             if not page.rows:
                 return
             # Checked because a filter the server ignored would repeat rows, never fail.
-            last = keyset.check_progress(cursor, page.rows, key_range.upper)
+            last = keyset.check_progress(cursor, page.rows, key_range.upper, inclusive=inclusive)
             yield page
             if left is not None and left <= len(page.rows):
                 return
-            cursor = last
+            cursor, inclusive = last, False
 
     def request_page(self, context: Context | None, key_range: KeyRange, *, count: str | None = None,
-                     select: str | None = None, descending: bool = False, limit: int | None = None,
-                     ) -> tuple[Page, int | None]:
-        """One page of keys after `key_range.lower` (and up to its `upper`); with `count`
-        (PostgREST's exact, planned or estimated), also the number of rows in that key range."""
+                     keys_only: bool = False, descending: bool = False, limit: int | None = None,
+                     offset: int | None = None, any_of: t.Sequence[Cursor] = ()) -> tuple[Page, int | None]:
+        """One page of the keys in `key_range`; with `count` (PostgREST's exact, planned or
+        estimated), also the number of rows in that key range. `keys_only`, `descending`,
+        `offset` and `any_of` (keys equal to one of these) serve the range planning."""
         keyset = self._keyset()
-        params = self.get_url_params(context, key_range.lower)
-        if select:
-            params = [(name, value) for name, value in params if name not in {"select", "order", "limit"}]
-            params += [("select", select), ("order", keyset.descending() if descending else keyset.order), ("limit", limit)]
-        params += keyset.up_to(key_range.upper)
+        params = [(name, value) for name, value in self.get_url_params(context, None)
+                  if name not in {"select", "order", "limit"}]
+        params += [("select", keyset.select if keys_only else "*"),
+                   ("order", keyset.descending() if descending else keyset.order),
+                   ("limit", limit or self.config["page_size"]), *([("offset", offset)] if offset else [])]
+        params += keyset.filters(key_range.lower, key_range.upper, inclusive=key_range.inclusive, any_of=any_of)
         headers = self.http_headers | ({"Prefer": f"count={count}"} if count else {})
         request = self.build_prepared_request(method="GET", url=self.get_url(context), params=params, headers=headers)
         response = self._send(request)
         total = response.headers.get("Content-Range", "").rpartition("/")[2] if count else ""
         page = Page(self.parse_response(response), len(response.content))
-        if not select:
+        if not keys_only:
             self.check_columns(page.rows)
         return page, int(total) if total.isdigit() else None
 
@@ -277,9 +335,15 @@ class PostgrestStream(RESTStream["tuple | None"]):
         return document if isinstance(document, dict) else None
 
     def _send_once(self, request: requests.PreparedRequest) -> requests.Response:
-        """One attempt, authenticated anew (a retry carries the current token); `request_decorator`
-        adds the retries. singer-sdk's own `_request` does the same but is private."""
-        response = self.requests_session.send(self.authenticator(request), timeout=self.timeout)
+        """One attempt, authenticated anew (a retry carries the current token), within the tap's
+        in-flight limit (throttle.py), which a 429 or 503 lowers; `request_decorator` adds the
+        retries. singer-sdk's own `_request` does the same but is private."""
+        with self.in_flight.slot() as ticket:
+            response = self.requests_session.send(self.authenticator(request), timeout=self.timeout)
+        if response.status_code in PUSH_BACK_STATUSES:
+            self.in_flight.pushed_back(ticket, retry_after_seconds(response.headers.get("Retry-After")))
+        elif response.status_code < 400:
+            self.in_flight.succeeded()
         self.validate_response(response)
         return response
 
@@ -296,11 +360,8 @@ class PostgrestStream(RESTStream["tuple | None"]):
         exception = yield  # type: ignore[misc]
         while True:
             response = getattr(exception, "response", None)
-            retry_after = response.headers.get("Retry-After") if response is not None else None
-            if retry_after is not None and retry_after.strip().isdigit():
-                wait = float(retry_after)
-            else:
-                wait = min(MAX_RETRY_WAIT_SECONDS, base * 2**attempt)
+            retry_after = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
+            wait = retry_after if retry_after is not None else min(MAX_RETRY_WAIT_SECONDS, base * 2**attempt)
             attempt += 1
             exception = yield wait
 
@@ -313,6 +374,44 @@ class PostgrestStream(RESTStream["tuple | None"]):
     def backoff_handler(self, details: Details) -> None:
         self.logger.warning("Attempt %d failed (%s); retrying in %.1f s.",
                             details["tries"], _failure(details.get("exception")), details.get("wait") or 0)
+
+
+class TablePages:
+    """A table's pages once its read has started: the first page, then the ranges' pages."""
+
+    def __init__(self, first: Page | None, prefetch: OrderedPrefetch | None) -> None:
+        self._first = first
+        self._prefetch = prefetch
+
+    def __iter__(self) -> Iterator[Page]:
+        if self._first is None:
+            return
+        try:
+            yield self._first  # converted while the readers already ask for the next pages
+            if self._prefetch is not None:
+                yield from self._prefetch
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the readers (pages not yet taken are dropped)."""
+        if self._prefetch is not None:
+            self._prefetch.__exit__(None, None, None)
+
+
+def _chunks(cuts: list[Cursor]) -> Iterator[list[Cursor]]:
+    """The cuts in groups of at most CUTS_PER_REQUEST and CUT_CHARS_PER_REQUEST (one cut at least)."""
+    chunk: list[Cursor] = []
+    chars = 0
+    for cut in cuts:
+        size = sum(len(str(value)) for value in cut)
+        if chunk and (len(chunk) == CUTS_PER_REQUEST or chars + size > CUT_CHARS_PER_REQUEST):
+            yield chunk
+            chunk, chars = [], 0
+        chunk.append(cut)
+        chars += size
+    if chunk:
+        yield chunk
 
 
 def _failure(exception: BaseException | None) -> str:

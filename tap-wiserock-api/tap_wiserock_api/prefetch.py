@@ -24,11 +24,12 @@ Row = dict[str, t.Any]
 
 @dataclasses.dataclass(frozen=True)
 class KeyRange:
-    """Keys after `lower` (a key's values; None: from the first) up to and including `upper` (an
-    integer, for a table split into ranges; None: to the last)."""
+    """Keys after `lower` (a key's values; None: from the first), or from it when `inclusive`, and
+    before `upper` (None: to the last). A table's ranges are disjoint and cover every key."""
 
     lower: tuple[t.Any, ...] | None
-    upper: int | None
+    upper: tuple[t.Any, ...] | None
+    inclusive: bool = False
 
 
 @dataclasses.dataclass
@@ -60,6 +61,7 @@ class OrderedPrefetch:
         self._budget = budget_bytes
         self._slots = [_Slot() for _ in self._ranges]
         self._buffered = 0
+        self._waiting: set[int] = set()  # ranges whose reader waits for room in the budget
         self._next_range = 0  # the next range a free thread takes
         self._failure: BaseException | None = None
         self._stopped = False
@@ -119,8 +121,14 @@ class OrderedPrefetch:
         slot = self._slots[index]
         with self._changed:
             # A range with no page waiting never waits: the consumer may be waiting for it.
-            while not self._stopped and slot.pages and self._buffered + page.size > self._budget:
+            # Room goes to the earliest range waiting for it: the consumer needs that one first
+            # (with many readers, room taken by later ranges left the next range one page deep).
+            self._waiting.add(index)
+            while not self._stopped and slot.pages and (
+                    self._buffered + page.size > self._budget or index > min(self._waiting)):
                 self._changed.wait()
+            self._waiting.discard(index)
+            self._changed.notify_all()
             if self._stopped:
                 return False
             slot.pages.append(page)

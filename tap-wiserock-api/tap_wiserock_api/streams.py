@@ -11,14 +11,16 @@ the stream's last SCHEMA message (see infer.py).
 
 from __future__ import annotations
 
+import concurrent.futures
 import sys
+import threading
 import typing as t
 
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.singerlib import SchemaMessage
 
 from tap_wiserock_api.batches import BatchFiles
-from tap_wiserock_api.client import PostgrestStream
+from tap_wiserock_api.client import PostgrestStream, TablePages
 from tap_wiserock_api.errors import SettingError, SourceShapeError
 from tap_wiserock_api.infer import TableTyping
 from tap_wiserock_api.keyset import Keyset
@@ -59,6 +61,8 @@ class TableStream(PostgrestStream):
         self.sent_kinds: dict[str, str] = {}  # the types of the last SCHEMA message
         self.typing: TableTyping | None = None  # types from rows
         self._first: tuple[Page, int | None] | None = None  # the first page, read by discovery
+        self._started: concurrent.futures.Future[TablePages] | None = None  # read ahead while the stream before it ran
+        self._key_types: tuple[str | None, ...] = ()  # the key's PostgreSQL types, from the description
         self._required: frozenset[str] = frozenset()
         self._converters: dict[str, Converter] = {}
 
@@ -94,6 +98,7 @@ class TableStream(PostgrestStream):
                                    f"{', '.join(sorted(descriptions)) or 'no tables'}): check the tables setting")
         self.mode = "description"
         key = self.setting.key or table.primary_key or (("id",) if "id" in table.columns else ())
+        self._key_types = tuple(table.formats.get(name) for name in key)  # how ranges.py cuts the key
         self._settle(table.columns, key, required=table.required)
         return table.references
 
@@ -133,7 +138,7 @@ class TableStream(PostgrestStream):
         if bad := [name for name in key if columns and kinds[name] not in ORDERABLE_KINDS]:
             raise SourceShapeError(f"table '{self.name}': key column {', '.join(bad)} is {kinds[bad[0]]}, which keyset "
                                    "paging cannot order: " + KEY_HINT % self.name)
-        self.keyset = Keyset(self.name, tuple(key), tuple(kinds.get(name, STRING) for name in key))
+        self.keyset = Keyset(self.name, tuple(key), tuple(kinds.get(name, STRING) for name in key), self._key_types)
         self.primary_keys = list(key) if columns else []  # a catalog may not name a key its schema lacks
         self.kinds = kinds
         self._required = frozenset(required) | set(key)
@@ -220,8 +225,41 @@ class TableStream(PostgrestStream):
 
     # -- the sync --------------------------------------------------------------------
     def _pages(self, context: Context | None) -> t.Iterator[Page]:
+        """This table's pages (already being read when the stream before it started them), and
+        the next selected table's read started: its first pages arrive while these rows are
+        emitted, within its own read-ahead budget and the tap's in-flight limit. Streams are
+        still emitted one after another, parents first."""
+        started, self._started = self._started, None
+        if started is not None:
+            pages = started.result()
+        else:
+            first, self._first = self._first, None
+            pages = self.start_pages(context, first)
+        if (following := self._next_selected()) is not None:
+            following.read_ahead()
+        return iter(pages)
+
+    def _next_selected(self) -> TableStream | None:
+        streams = self.tap.table_streams
+        later = streams[streams.index(self) + 1:] if self in streams else []
+        return next((stream for stream in later if stream.selected), None)
+
+    def read_ahead(self) -> None:
+        """Start reading this table in a background thread (no partitions: context None); a
+        failure is raised when the stream syncs, in its turn."""
+        if self._started is not None:
+            return
         first, self._first = self._first, None
-        return self.request_pages(context, first)
+        started: concurrent.futures.Future[TablePages] = concurrent.futures.Future()
+        self._started = started
+
+        def start() -> None:
+            try:
+                started.set_result(self.start_pages(None, first))
+            except BaseException as exc:  # raised in the stream's turn
+                started.set_exception(exc)
+
+        threading.Thread(target=start, name=f"{self.name}-start", daemon=True).start()
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:

@@ -87,9 +87,11 @@ class TapWiseRockApi(Tap):
                     description="Milliseconds before the first retry, doubling up to 60 s; a Retry-After header wins"),
         th.Property("user_agent", th.StringType, default="tap-wiserock-api/0.1.0", title="User agent",
                     description="User-Agent header sent with every request"),
-        th.Property("parallel_requests", th.IntegerType(minimum=1), default=4, title="Parallel requests",
-                    description="Requests in flight at once: a large table is read as this many key ranges at a "
-                                "time (rows still come out in key order); 1 reads one page after another"),
+        th.Property("parallel_requests", th.IntegerType(minimum=1), default=8, title="Parallel requests",
+                    description="Requests in flight at once, for the whole tap (every table's key ranges and the probes "
+                                "that cut them); a 429 or 503 lowers it for a while and Retry-After is honoured. A large "
+                                "table of any key is read as key ranges this many at a time (rows still come out in key "
+                                "order); 4-16 suits a hosted Supabase project; 1 reads one page after another"),
         th.Property("batch_file_max_bytes", th.IntegerType(minimum=1), default=64 * 2**20,
                     title="Batch file maximum bytes",
                     description="With batch_config: a batch file is closed once it holds this many bytes, or "

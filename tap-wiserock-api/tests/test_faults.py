@@ -17,7 +17,8 @@ def assert_complete(run, server) -> None:
 
 def test_token_renewed_before_it_expires(start_sandbox, tmp_path):
     server = start_sandbox(users=200, notes=200, token_lifetime=2, latency=0.1)
-    run = run_tap(tmp_path, tap_config(server, page_size=10))  # ~42 reads, over 4 s
+    # ~42 reads one at a time, over 4 s (in parallel the run would end before the token expires)
+    run = run_tap(tmp_path, tap_config(server, page_size=10, parallel_requests=1))
     assert_complete(run, server)
     assert server.sandbox.stats.logins == 1
     assert server.sandbox.stats.refreshes >= 1
@@ -28,7 +29,8 @@ def test_token_renewed_before_it_expires(start_sandbox, tmp_path):
 def test_token_expired_mid_run_is_renewed_and_the_page_retried(start_sandbox, tmp_path, code):
     server = start_sandbox(jwt_expired_code=code)
     server.sandbox.faults.on_request[3] = lambda sandbox: sandbox.expire_tokens()
-    run = run_tap(tmp_path, tap_config(server, page_size=100))
+    # One request at a time: exactly one sees the expiry (test_parallel.py has several at once).
+    run = run_tap(tmp_path, tap_config(server, page_size=100, parallel_requests=1))
     assert_complete(run, server)
     assert server.sandbox.stats.statuses[401] == 1
     assert server.sandbox.stats.logins + server.sandbox.stats.refreshes == 2
@@ -36,7 +38,8 @@ def test_token_expired_mid_run_is_renewed_and_the_page_retried(start_sandbox, tm
 
 def test_429_waits_for_retry_after(start_sandbox, tmp_path):
     server = start_sandbox(users=200, notes=200, rate_limit_every=4, retry_after=1)
-    run = run_tap(tmp_path, tap_config(server, page_size=50))
+    # One request at a time: the answer after a 429 is its retry (test_ranges.py has the parallel case).
+    run = run_tap(tmp_path, tap_config(server, page_size=50, parallel_requests=1))
     assert_complete(run, server)
     log = server.sandbox.stats.read_log
     waits = [later[0] - earlier[0] for earlier, later in itertools.pairwise(log) if earlier[1] == 429]

@@ -104,3 +104,26 @@ def test_next_page_is_requested_before_the_current_page_is_converted(start_sandb
     for page, (_, finished) in enumerate(conversions):
         assert arrivals[page + 1] < finished, f"page {page + 2} was asked for only after page {page + 1} was converted"
     assert not [thread for thread in threading.enumerate() if "-reader-" in thread.name]  # ended with their streams
+
+
+def test_the_next_table_is_read_while_the_one_before_it_is_emitted(start_sandbox, tmp_path):
+    """Its first pages are asked for before the table before it has been read to the end; the
+    streams still come out one after another, parents first, each row once."""
+    server = start_sandbox(users=1500, notes=1500, latency=0.02)
+    tables: list[str] = []
+    read = server.sandbox.read
+
+    def recording(table, *args, **kwargs):
+        tables.append(table)
+        return read(table, *args, **kwargs)
+
+    server.sandbox.read = recording
+    run = run_tap(tmp_path, tap_config(server, page_size=50, parallel_requests=4))
+    assert run.returncode == 0, run.stderr
+    assert_same_rows(run.records("user"), server.sandbox.rows("user"))
+    assert_same_rows(run.records("note"), server.sandbox.rows("note"))
+    streams = [message["stream"] for message in run.of_type("RECORD")]
+    assert streams == sorted(streams, key=["user", "note"].index), "streams interleaved"
+    last_user_read = len(tables) - tables[::-1].index("user") - 1
+    assert tables.index("note", 2) < last_user_read, "the note table was read only after the user table"
+    assert server.sandbox.stats.max_reads_in_flight <= 4

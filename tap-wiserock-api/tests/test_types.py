@@ -73,7 +73,7 @@ def test_composite_key_filters_quote_every_reserved_character():
     assert value == ('(tenant.gt."a,b.c:(d) \\"e\\" \\\\f",'
                      'and(tenant.eq."a,b.c:(d) \\"e\\" \\\\f",seq.gt."7"),'
                      'and(tenant.eq."a,b.c:(d) \\"e\\" \\\\f",seq.eq."7","odd name".gt."x"))')
-    assert keyset.order == 'tenant.asc,seq.asc,"odd name".asc' and not keyset.splittable
+    assert keyset.order == 'tenant.asc,seq.asc,"odd name".asc'
     assert Keyset("t", ("id",), (INTEGER,)).after((5,)) == [("id", "gt.5")]
 
 
