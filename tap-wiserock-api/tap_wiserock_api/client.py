@@ -31,7 +31,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_wiserock_api.errors import SourceShapeError, describe, error_code, server_message
 from tap_wiserock_api.prefetch import KeyRange, OrderedPrefetch, Page
 from tap_wiserock_api.ranges import arithmetic_cuts
-from tap_wiserock_api.throttle import PUSH_BACK_STATUSES, retry_after_seconds, shared_limit
+from tap_wiserock_api.throttle import PUSH_BACK_STATUSES, retry_after_seconds
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -92,7 +92,7 @@ class PostgrestStream(RESTStream["tuple | None"]):
         self.message_writer = tap.message_writer
         self.keyset: Keyset | None = None
         self._http = threading.local()  # one requests session per reader thread
-        self.in_flight = shared_limit(tap, self.config["parallel_requests"])
+        self.in_flight = tap.in_flight
         self._send = self.request_decorator(self._send_once)
 
     @property

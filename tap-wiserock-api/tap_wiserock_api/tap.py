@@ -22,6 +22,7 @@ from tap_wiserock_api.openapi import describe_tables
 from tap_wiserock_api.references import Wire, sent, with_references
 from tap_wiserock_api.streams import TableStream
 from tap_wiserock_api.tables import DEFAULT_TABLES, parents_first, parse_tables
+from tap_wiserock_api.throttle import InFlightLimit
 from tap_wiserock_api.writer import ActivateVersionAtEndWriter
 
 if TYPE_CHECKING:
@@ -112,6 +113,11 @@ class TapWiseRockApi(Tap):
         return SupabaseSession(
             api_url=self.config["api_url"], api_key=self.config["api_key"], email=email, password=password,
             timeout=self.config["request_timeout"], user_agent=self.config["user_agent"], logger=self.logger)
+
+    @cached_property
+    def in_flight(self) -> InFlightLimit:
+        """The run's one in-flight limit: every stream's requests share it (throttle.py)."""
+        return InFlightLimit(self.config["parallel_requests"])
 
     @cached_property
     def table_streams(self) -> list[TableStream]:

@@ -17,7 +17,6 @@ import dataclasses
 import threading
 import time
 import typing as t
-import weakref
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -97,16 +96,3 @@ class InFlightLimit:
 def retry_after_seconds(header: str | None) -> float | None:
     """The Retry-After header's seconds (the form PostgREST, Kong and Cloudflare send), else None."""
     return float(header) if header is not None and header.strip().isdigit() else None
-
-
-_SHARED: weakref.WeakKeyDictionary[object, InFlightLimit] = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_limit(owner: object, limit: int) -> InFlightLimit:
-    """The one gate of `owner` (the tap): every stream of a run shares it."""
-    with _SHARED_LOCK:
-        gate = _SHARED.get(owner)
-        if gate is None:
-            gate = _SHARED[owner] = InFlightLimit(limit)
-        return gate
