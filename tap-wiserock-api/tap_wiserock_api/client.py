@@ -53,9 +53,12 @@ if t.TYPE_CHECKING:
 JWT_EXPIRED_CODES = frozenset({"PGRST301", "PGRST303"})
 MAX_RETRY_WAIT_SECONDS = 60.0
 # A table is split into ranges of about this many pages, and only when it has at least twice
-# that many. Small ranges keep the look-ahead (and its memory) small: the consumer reads one
-# range while the next ones are read.
-RANGE_PAGES = 4
+# that many. A range is read one page after another, and pages come out in key order, so the
+# consumer waits for a range's pages in series: short ranges keep up (100,000 sample notes at
+# 100 ms per request, parallel_requests 8, BATCH mode: 4 pages 4.2 s, 2 pages 3.1 s, 1 page
+# 3.5 s; 2.95 s at no latency) and hold less read ahead (peak RSS 260 -> 246 MB). Shorter ones
+# would cost more probes where the server names the cuts.
+RANGE_PAGES = 2
 # Cuts the server is asked to put in order per request, at most, and their values' characters
 # (a URL of a few kB: gateways refuse long ones).
 CUTS_PER_REQUEST = 40

@@ -78,7 +78,8 @@ def test_activate_version_follows_each_streams_last_record(start_sandbox, tmp_pa
 
 def test_no_activate_version_for_a_stream_that_fails_midway(start_sandbox, tmp_path):
     server = start_sandbox(users=300, notes=50)
-    server.sandbox.faults.on_request[3] = lambda sandbox: setattr(sandbox.faults, "error_every", 1)
+    # Reads 1-3: each table's first page (discovery) and user's highest key (its ranges' cuts); then every read fails.
+    server.sandbox.faults.on_request[4] = lambda sandbox: setattr(sandbox.faults, "error_every", 1)
     run = run_tap(tmp_path, tap_config(server, page_size=50, max_attempts=2, emit_activate_version_messages=True))
     assert run.returncode != 0
     assert 0 < len(run.records("user")) < 300
